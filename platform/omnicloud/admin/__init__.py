@@ -1,0 +1,1 @@
+"""Tenant administration machinery: plugin enablement, the audit log, webhooks."""

@@ -1,0 +1,5 @@
+"""ASGI entry point for uvicorn: ``omnicloud.asgi:app``."""
+
+from omnicloud.app import create_app
+
+app = create_app()

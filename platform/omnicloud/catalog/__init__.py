@@ -1,0 +1,1 @@
+"""Products, SKUs, categories, units, brands and regions."""

@@ -1,0 +1,1 @@
+"""Customers (dealers and terminals), the dealer tree and sales orgs."""

@@ -1,0 +1,5 @@
+"""REST routes of this domain."""
+
+from typing import Any
+
+ROUTES: list[Any] = []

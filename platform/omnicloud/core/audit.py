@@ -1,0 +1,39 @@
+"""The audit trail: services call :func:`record` inside their transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omnicloud.core.models import AuditEntry
+from omnicloud.core.security import current_principal
+
+
+def snapshot(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON-safe picture of an object's fields, for before/after."""
+    return msgspec.to_builtins({f: getattr(obj, f) for f in fields})
+
+
+def record(
+    session: AsyncSession,
+    action: str,
+    object_type: str,
+    object_id: Any,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    actor: str | None = None,
+) -> None:
+    p = current_principal()
+    session.add(
+        AuditEntry(
+            actor=actor or (p.actor if p else "system"),
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            before=before,
+            after=after,
+        )
+    )

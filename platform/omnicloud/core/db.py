@@ -1,0 +1,275 @@
+"""Database engine, declarative bases and the tenant guard.
+
+Layer 1 of tenant isolation lives here and works on both databases: every ORM SELECT, UPDATE
+and DELETE that touches a :class:`TenantOwned` entity gets ``tenant_id = :current`` added as
+a loader criterion, and every flush stamps and checks ``tenant_id``. With no tenant in
+context the guard raises instead of returning all rows. Layer 2, PostgreSQL row-level
+security, is set per transaction in :func:`_set_rls_tenant` and declared in migrations with
+:func:`rls_policy_sql`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKeyConstraint,
+    MetaData,
+    Numeric,
+    String,
+    TypeDecorator,
+    event,
+    text,
+)
+from sqlalchemy import (
+    exc as sa_exc,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    mapped_column,
+    with_loader_criteria,
+)
+
+from omnicloud.core.ids import new_id
+from omnicloud.core.tenancy import NoTenant, current_tenant, in_operator_scope
+
+warnings.filterwarnings("ignore", message=".*does \\*not\\* support Decimal objects natively.*")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored and returned as aware UTC datetimes on both databases."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+Money = Numeric(18, 2)
+Quantity = Numeric(18, 4)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: UtcDateTime(),
+        Decimal: Numeric(18, 4),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+        list[str]: JSON(),
+        str: String(),
+    }
+
+
+class TenantOwned(Base):
+    """A table owned by one tenant: composite primary key ``(tenant_id, id)``.
+
+    Foreign keys to other tenant-owned tables are composite (see :func:`tenant_fk`), so a row
+    can never point at another tenant's row.
+    """
+
+    __abstract__ = True
+
+    tenant_id: Mapped[UUID] = mapped_column(primary_key=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=new_id)
+
+
+def tenant_fk(column: str, target_table: str, *, ondelete: str | None = None) -> ForeignKeyConstraint:
+    """``(tenant_id, column) -> target_table(tenant_id, id)``."""
+    return ForeignKeyConstraint(
+        ["tenant_id", column], [f"{target_table}.tenant_id", f"{target_table}.id"], ondelete=ondelete
+    )
+
+
+def tenant_tables() -> list[str]:
+    return sorted(t.name for t in Base.metadata.sorted_tables if "tenant_id" in t.c)
+
+
+# --- the guard --------------------------------------------------------------------------
+
+
+@event.listens_for(TenantOwned, "init", propagate=True)
+def _stamp_on_create(target: TenantOwned, args: Any, kwargs: dict[str, Any]) -> None:
+    # Stamp at construction: a flush may happen after the code that built the row has left
+    # the tenant's scope (operator services switch tenants inside one transaction).
+    if kwargs.get("tenant_id") is None:
+        kwargs["tenant_id"] = current_tenant()
+
+
+class TenantMismatch(NoTenant):
+    """A write carried a tenant id other than the one in context."""
+
+
+class TenantSession(Session):
+    """The ORM session class every Omnicloud session uses; the guard listens on it."""
+
+
+def _touches_tenant_data(state: ORMExecuteState) -> bool:
+    return any(issubclass(m.class_, TenantOwned) for m in state.all_mappers)
+
+
+@event.listens_for(TenantSession, "do_orm_execute")
+def _filter_by_tenant(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if in_operator_scope() or not _touches_tenant_data(state):
+        return
+    tid = current_tenant()
+    if tid is None:
+        raise NoTenant("no tenant in context: tenant-owned data needs a tenant")
+    state.statement = state.statement.options(
+        with_loader_criteria(TenantOwned, lambda cls: cls.tenant_id == tid, include_aliases=True)
+    )
+
+
+@event.listens_for(TenantSession, "before_flush")
+def _stamp_tenant(session: Session, flush_context: Any, instances: Any) -> None:
+    tid = current_tenant()
+    operator = in_operator_scope()
+    for obj in session.new:
+        if not isinstance(obj, TenantOwned):
+            continue
+        if obj.tenant_id is None:
+            if tid is None:
+                raise NoTenant(f"cannot insert {type(obj).__name__} without a tenant in context")
+            obj.tenant_id = tid
+        elif not operator and obj.tenant_id != tid:
+            raise TenantMismatch(f"{type(obj).__name__} carries another tenant's id")
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, TenantOwned) and not operator and obj.tenant_id != tid:
+            raise TenantMismatch(f"{type(obj).__name__} belongs to another tenant")
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _set_rls_tenant(session: Session, transaction: Any, connection: Connection) -> None:
+    if connection.dialect.name != "postgresql":
+        return
+    tid = current_tenant()
+    connection.execute(
+        text("select set_config('app.tenant_id', :tid, true)"), {"tid": str(tid) if tid else ""}
+    )
+
+
+RLS_EXPR = "(tenant_id = (select nullif(current_setting('app.tenant_id', true), '')::uuid))"
+
+
+def rls_policy_sql(table: str) -> list[str]:
+    """DDL that puts a table under row-level security (used by migrations)."""
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY tenant_isolation ON {table} USING {RLS_EXPR} WITH CHECK {RLS_EXPR}",
+    ]
+
+
+def app_role_sql(role: str, password: str | None = None) -> list[str]:
+    """DDL for the role the application connects as: no ownership, no RLS bypass."""
+    if not role.replace("_", "").isalnum():
+        raise ValueError("role name must be alphanumeric")
+    login = f"LOGIN PASSWORD '{password.replace(chr(39), chr(39) * 2)}'" if password else "LOGIN"
+    return [
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+        f"CREATE ROLE {role} {login} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; END IF; END $$",
+        f"ALTER ROLE {role} NOSUPERUSER NOBYPASSRLS",
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+        # Append-only records: the application may add to them, never rewrite them.
+        f"REVOKE UPDATE, DELETE ON audit_log, stock_movements FROM {role}",
+    ]
+
+
+# --- engines and sessions -----------------------------------------------------------------
+
+
+def _sqlite_setup(engine: AsyncEngine) -> None:
+    sync = engine.sync_engine
+
+    @event.listens_for(sync, "connect")
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(sync, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Take the write lock up front: a deferred transaction that reads and then writes
+        # fails with SQLITE_BUSY instead of waiting when another writer got there first.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _sqlite_setup(engine)
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+
+
+class Database:
+    """An engine and its session factory."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size)
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=TenantSession, autoflush=False
+        )
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def is_unique_violation(err: sa_exc.IntegrityError) -> bool:
+    msg = str(err.orig).lower()
+    return "unique" in msg or "duplicate key" in msg

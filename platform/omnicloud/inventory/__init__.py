@@ -1,0 +1,1 @@
+"""Warehouses, lots, stock levels and the movement journal."""

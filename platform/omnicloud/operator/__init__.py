@@ -1,0 +1,1 @@
+"""Tenant provisioning for the SaaS operator."""
