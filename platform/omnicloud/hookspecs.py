@@ -88,6 +88,14 @@ def tenant_plugin_disabled(session: Any, tenant_id: UUID) -> Any:
     """The plugin was disabled for a tenant. Its data stays; only its effects stop. May be async."""
 
 
+@hookspec
+def apply_manifest(session: Any, tenant_id: UUID, section: dict[str, Any]) -> Any:
+    """``omnicloud tenants apply`` found an ``[x.<plugin>]`` table in a tenant manifest: apply
+    it idempotently (a second run changes nothing) inside the caller's transaction. Raise
+    ``omnicloud.core.errors.Unprocessable`` naming the field for bad input. May be async.
+    """
+
+
 # --- tenant hooks called by the core (enabled plugins only) ------------------------------
 
 
