@@ -12,11 +12,10 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from omnicloud import migrations
@@ -54,7 +53,19 @@ class Backend:
     plugins: PluginManager
 
 
-async def _prepare_postgres(tmp: Path) -> tuple[str, str]:
+async def prepare_postgres(plugins: PluginManager) -> tuple[str, str]:
+    """A fresh database migrated by the owner, plus the URL of the application role."""
+    owner_url, app_url = await _create_postgres()
+    owner = Database(owner_url, pool_size=2)
+    await migrations.upgrade(owner.engine, plugins)
+    async with owner.engine.begin() as conn:
+        for stmt in app_role_sql(APP_ROLE):
+            await conn.execute(text(stmt))
+    await owner.dispose()
+    return owner_url, app_url
+
+
+async def _create_postgres() -> tuple[str, str]:
     name = f"omnicloud_test_{os.getpid()}_{secrets.token_hex(3)}"
     admin = Database(f"{PG_ADMIN}/postgres", pool_size=1)
     async with admin.engine.connect() as conn:
@@ -64,7 +75,7 @@ async def _prepare_postgres(tmp: Path) -> tuple[str, str]:
     return f"{PG_ADMIN}/{name}", f"{PG_ADMIN.replace('postgres@', APP_ROLE + '@')}/{name}"
 
 
-async def _drop_postgres(owner_url: str) -> None:
+async def drop_postgres(owner_url: str) -> None:
     name = owner_url.rsplit("/", 1)[1]
     admin = Database(f"{PG_ADMIN}/postgres", pool_size=1)
     async with admin.engine.connect() as conn:
@@ -79,7 +90,7 @@ async def backend(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bac
     plugins = registered_plugins()
     redis_url = None
     if BACKEND == "postgres":
-        owner_url, app_url = await _prepare_postgres(tmp)
+        owner_url, app_url = await prepare_postgres(plugins)
         redis_url = REDIS
         import redis.asyncio as aioredis
 
@@ -90,13 +101,10 @@ async def backend(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bac
         owner_url = app_url = f"sqlite+aiosqlite:///{tmp / 'test.db'}"
     else:
         raise pytest.UsageError(f"unknown OMNICLOUD_TEST_BACKEND {BACKEND!r}")
-    owner = Database(owner_url, pool_size=2)
-    await migrations.upgrade(owner.engine, plugins)
-    if BACKEND == "postgres":
-        async with owner.engine.begin() as conn:
-            for stmt in app_role_sql(APP_ROLE):
-                await conn.execute(text(stmt))
-    await owner.dispose()
+    if BACKEND == "sqlite":
+        owner = Database(owner_url, pool_size=2)
+        await migrations.upgrade(owner.engine, plugins)
+        await owner.dispose()
     settings = Settings(
         database_url=app_url,
         migration_database_url=owner_url,
@@ -107,7 +115,7 @@ async def backend(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bac
     )
     yield Backend(settings=settings, owner_url=owner_url, plugins=plugins)
     if BACKEND == "postgres":
-        await _drop_postgres(owner_url)
+        await drop_postgres(owner_url)
 
 
 @pytest.fixture(scope="session")
@@ -117,10 +125,13 @@ async def app(backend: Backend) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def client(app: Any) -> AsyncIterator[AsyncTestClient]:
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the real ASGI app, in the test's own event loop (so tests may also
+    use ``app.state.db`` directly and run requests concurrently)."""
     AUTH_CACHE.clear()
     ENABLED_CACHE.clear()
-    async with AsyncTestClient(app=app) as c:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 
 
@@ -144,7 +155,7 @@ class TenantHandle:
 
 
 async def make_tenant(
-    client: AsyncTestClient, *, plugins: dict[str, Any] | None = None, prefix: str = "t"
+    client: httpx.AsyncClient, *, plugins: dict[str, Any] | None = None, prefix: str = "t"
 ) -> TenantHandle:
     slug = f"{prefix}-{secrets.token_hex(4)}"
     r = await client.post(
@@ -165,10 +176,10 @@ async def make_tenant(
 
 
 @pytest.fixture
-async def tenant_a(client: AsyncTestClient) -> TenantHandle:
+async def tenant_a(client: httpx.AsyncClient) -> TenantHandle:
     return await make_tenant(client, prefix="a")
 
 
 @pytest.fixture
-async def tenant_b(client: AsyncTestClient) -> TenantHandle:
+async def tenant_b(client: httpx.AsyncClient) -> TenantHandle:
     return await make_tenant(client, prefix="b")

@@ -356,15 +356,8 @@ async def _load_key(db: Database, parsed: ParsedKey) -> _Cached:
                     until,
                 )
             key, user, role = row
-            if not secret_matches(parsed.secret, key.secret_hash):
-                return _Cached(
-                    key.secret_hash,
-                    None,
-                    Unauthorized("invalid API key", code="invalid_credential"),
-                    None,
-                    until,
-                )
-            await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=utcnow()))
+            if secret_matches(parsed.secret, key.secret_hash):
+                await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=utcnow()))
     problem: Exception | None = None
     if tenant.status != "active":
         problem = Forbidden(
