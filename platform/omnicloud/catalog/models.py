@@ -65,6 +65,7 @@ class Product(TenantOwned):
         tenant_fk("brand_id", "brands"),
         tenant_fk("category_id", "categories"),
         tenant_fk("base_unit_id", "units"),
+        Index(None, "tenant_id", "category_id"),
     )
 
     code: Mapped[str] = mapped_column(String(60))

@@ -31,6 +31,7 @@ class Customer(TenantOwned):
         tenant_fk("region_id", "regions"),
         tenant_fk("sales_org_id", "sales_orgs"),
         Index(None, "tenant_id", "path"),
+        Index(None, "tenant_id", "parent_id"),
     )
 
     code: Mapped[str] = mapped_column(String(60))

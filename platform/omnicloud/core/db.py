@@ -42,6 +42,7 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
+from sqlalchemy.pool import NullPool
 
 from omnicloud.core.ids import new_id
 from omnicloud.core.tenancy import NoTenant, current_tenant, in_operator_scope
@@ -238,20 +239,25 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> AsyncEngine:
+    """``pooled=False`` opens a connection per use: for callers that drive the app from
+    several event loops (a pooled asyncpg connection belongs to the loop that opened it)."""
+    extra: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **extra)
         _sqlite_setup(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+    if pooled:
+        extra = {"pool_size": pool_size, "max_overflow": pool_size * 2, "pool_pre_ping": True}
+    return create_async_engine(url, **extra)
 
 
 class Database:
     """An engine and its session factory."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, pooled: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.engine = make_engine(url, pool_size=pool_size, pooled=pooled)
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=TenantSession, autoflush=False
         )

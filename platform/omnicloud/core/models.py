@@ -34,7 +34,10 @@ class OutboxEvent(TenantOwned):
     """A domain event written in the same transaction as the change it describes."""
 
     __tablename__ = "outbox_events"
-    __table_args__ = (Index(None, "tenant_id", "relayed_at", "id"),)
+    __table_args__ = (
+        Index(None, "tenant_id", "relayed_at", "id"),
+        Index(None, "tenant_id", "type", "id"),
+    )
 
     type: Mapped[str] = mapped_column(String(80))
     payload: Mapped[dict[str, Any]]
@@ -56,22 +59,35 @@ class IdempotencyRecord(TenantOwned):
 
 
 class WebhookSubscription(TenantOwned):
+    """A tenant's HTTP endpoint that receives matching events, signed with ``secret``.
+
+    The secret is kept in the clear because every delivery signs with it; it is shown to the
+    tenant once, when the subscription is created.
+    """
+
     __tablename__ = "webhook_subscriptions"
+    __table_args__ = (Index(None, "tenant_id", "active"),)
 
     url: Mapped[str] = mapped_column(String(2000))
     secret: Mapped[str] = mapped_column(String(100))
     event_types: Mapped[list[str]]
+    description: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class WebhookDelivery(TenantOwned):
+    """One event for one subscription: attempted until delivered or out of attempts."""
+
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         tenant_fk("subscription_id", "webhook_subscriptions"),
         tenant_fk("event_id", "outbox_events"),
         UniqueConstraint("tenant_id", "subscription_id", "event_id"),
         Index(None, "tenant_id", "status", "next_attempt_at"),
+        Index(None, "tenant_id", "subscription_id", "id"),
     )
 
     subscription_id: Mapped[UUID]
@@ -80,9 +96,11 @@ class WebhookDelivery(TenantOwned):
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|delivered|failed
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[datetime | None]
     last_status_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
     delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TenantPlugin(TenantOwned):

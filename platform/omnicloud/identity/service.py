@@ -383,3 +383,30 @@ async def _load_key(db: Database, parsed: ParsedKey) -> _Cached:
 
 def known_permissions(plugin_permissions: dict[str, str]) -> dict[str, str]:
     return {**CORE_PERMISSIONS, **plugin_permissions}
+
+
+async def user_id_by_email(session: AsyncSession, email: str) -> UUID | None:
+    return await session.scalar(select(User.id).where(User.email == email.lower()))
+
+
+async def rotate_named_keys(session: AsyncSession, tenant_id: UUID, name: str) -> list[tuple[UserOut, str]]:
+    """Revoke every live key called ``name`` and issue each active user a fresh one (the demo
+    hands these out). Returns each user with its new secret, oldest user first."""
+    for key in (
+        await session.scalars(select(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)))
+    ).all():
+        key.revoked_at = utcnow()
+        AUTH_CACHE.forget(key.id)
+    rows = (
+        await session.execute(
+            select(User, Role.code)
+            .join(Role, Role.id == User.role_id)
+            .where(User.status == "active")
+            .order_by(User.created_at, User.id)
+        )
+    ).all()
+    issued = []
+    for user, code in rows:
+        created = await issue_key(session, tenant_id, user.id, name)
+        issued.append((user_out(user, code), created.secret))
+    return issued

@@ -12,9 +12,8 @@ from typing import Any
 from sqlalchemy import select
 
 from omnicloud import migrations
-from omnicloud.core.db import Database, utcnow
+from omnicloud.core.db import Database
 from omnicloud.core.tenancy import operator_scope
-from omnicloud.identity.models import ApiKey, Role, User
 from omnicloud.operator import tokens
 from omnicloud.operator.manifest import apply_directory
 from omnicloud.operator.models import Tenant
@@ -25,7 +24,9 @@ DEMO_KEY_NAME = "demo key"
 
 
 def find_tenants_dir(explicit: Path | None = None) -> Path:
-    candidates = [explicit] if explicit else [Path.cwd() / "tenants", Path(__file__).resolve().parents[3] / "tenants"]
+    candidates = (
+        [explicit] if explicit else [Path.cwd() / "tenants", Path(__file__).resolve().parents[3] / "tenants"]
+    )
     for candidate in candidates:
         if candidate is not None and candidate.is_dir() and any(candidate.glob("*.toml")):
             return candidate
@@ -58,19 +59,22 @@ async def _demo_credentials(db: Database, slug: str) -> dict[str, Any]:
             tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
             assert tenant is not None
             async with within_tenant(session, tenant.id):
-                for key in (await session.scalars(
-                    select(ApiKey).where(ApiKey.name == DEMO_KEY_NAME, ApiKey.revoked_at.is_(None))
-                )).all():
-                    key.revoked_at = utcnow()
-                users = (await session.execute(
-                    select(User, Role.code).join(Role, Role.id == User.role_id).order_by(User.created_at, User.id)
-                )).all()
-                issued = []
-                for user, role in users:
-                    created = await identity.issue_key(session, tenant.id, user.id, DEMO_KEY_NAME)
-                    issued.append({"email": user.email, "role": role, "customer_id": user.customer_id,
-                                   "api_key": created.secret})
+                issued = await identity.rotate_named_keys(session, tenant.id, DEMO_KEY_NAME)
                 plugin_names = await enabled_plugin_names(session)
-    admin = next(u for u in issued if u["role"] == "tenant_admin")
-    return {"slug": tenant.slug, "name": tenant.name, "api_key": admin["api_key"], "plugins": plugin_names,
-            "users": [{**u, "customer_id": str(u["customer_id"]) if u["customer_id"] else None} for u in issued]}
+    users = [
+        {
+            "email": u.email,
+            "role": u.role,
+            "customer_id": str(u.customer_id) if u.customer_id else None,
+            "api_key": secret,
+        }
+        for u, secret in issued
+    ]
+    admin = next(u for u in users if u["role"] == "tenant_admin")
+    return {
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "api_key": admin["api_key"],
+        "plugins": plugin_names,
+        "users": users,
+    }

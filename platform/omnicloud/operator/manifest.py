@@ -109,7 +109,9 @@ def load_directory(directory: Path) -> list[tuple[Path, Manifest]]:
     seen: dict[str, Path] = {}
     for path, manifest in loaded:
         if manifest.slug in seen:
-            raise ManifestError(path, "slug", f"{manifest.slug} is also declared in {seen[manifest.slug].name}")
+            raise ManifestError(
+                path, "slug", f"{manifest.slug} is also declared in {seen[manifest.slug].name}"
+            )
         seen[manifest.slug] = path
     return loaded
 
@@ -163,8 +165,14 @@ async def apply_one(db: Database, plugins: PluginManager, path: Path, manifest: 
                 if tenant is None:
                     made = await service.create_tenant(
                         session,
-                        TenantIn(slug=manifest.slug, name=manifest.name, admin_email=manifest.admin.email,
-                                 admin_name=manifest.admin.name, industry=manifest.industry, plugins={}),
+                        TenantIn(
+                            slug=manifest.slug,
+                            name=manifest.name,
+                            admin_email=manifest.admin.email,
+                            admin_name=manifest.admin.name,
+                            industry=manifest.industry,
+                            plugins={},
+                        ),
                         plugins,
                     )
                     key = made.admin_api_key
@@ -176,8 +184,13 @@ async def apply_one(db: Database, plugins: PluginManager, path: Path, manifest: 
                         changes.append("tenant")
                 async with service.within_tenant(session, tenant.id):
                     changes.extend(await _apply_inside(session, plugins, tenant.id, manifest))
-                return ApplyResult(slug=manifest.slug, tenant_id=str(tenant.id), created=created,
-                                   changes=[] if created else changes, admin_api_key=key)
+                return ApplyResult(
+                    slug=manifest.slug,
+                    tenant_id=str(tenant.id),
+                    created=created,
+                    changes=[] if created else changes,
+                    admin_api_key=key,
+                )
     except Problem as p:
         field = p.errors[0].get("field", "") if p.errors else ""
         raise ManifestError(path, field, p.detail) from None
@@ -186,8 +199,9 @@ async def apply_one(db: Database, plugins: PluginManager, path: Path, manifest: 
         raise ManifestError(path, field, message) from None
 
 
-async def _apply_inside(session: AsyncSession, plugins: PluginManager, tenant_id: Any,
-                        manifest: Manifest) -> list[str]:
+async def _apply_inside(
+    session: AsyncSession, plugins: PluginManager, tenant_id: Any, manifest: Manifest
+) -> list[str]:
     from omnicloud.admin import service as admin
 
     changes: list[str] = []
@@ -209,7 +223,9 @@ async def _apply_inside(session: AsyncSession, plugins: PluginManager, tenant_id
 SeedStep = Callable[[AsyncSession, dict[str, Any]], Awaitable[bool]]
 
 
-async def _each(session: AsyncSession, section: str, items: list[dict[str, Any]], step: SeedStep) -> list[str]:
+async def _each(
+    session: AsyncSession, section: str, items: list[dict[str, Any]], step: SeedStep
+) -> list[str]:
     changed = 0
     for index, item in enumerate(items):
         try:
@@ -217,14 +233,20 @@ async def _each(session: AsyncSession, section: str, items: list[dict[str, Any]]
                 changed += 1
         except Problem as p:
             field = p.errors[0].get("field", "") if p.errors else ""
-            p.errors = [{"field": f"seed.{section}[{index}]" + (f".{field}" if field else ""),
-                         "message": p.detail}]
+            p.errors = [
+                {"field": f"seed.{section}[{index}]" + (f".{field}" if field else ""), "message": p.detail}
+            ]
             raise
         except msgspec.ValidationError as exc:
             field, message = _field_of(exc)
-            raise Problem(message, status=422, code="validation_failed",
-                          errors=[{"field": f"seed.{section}[{index}]" + (f".{field}" if field else ""),
-                                   "message": message}]) from None
+            raise Problem(
+                message,
+                status=422,
+                code="validation_failed",
+                errors=[
+                    {"field": f"seed.{section}[{index}]" + (f".{field}" if field else ""), "message": message}
+                ],
+            ) from None
     return [f"{changed} {section}"] if changed else []
 
 

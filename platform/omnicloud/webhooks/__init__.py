@@ -1,0 +1,1 @@
+"""Tenant webhooks: subscriptions, HMAC-signed deliveries with retries, and the event log."""
