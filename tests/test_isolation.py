@@ -107,7 +107,7 @@ async def test_dealer_sees_only_its_subtree(client, worlds):
     schema = await _openapi(client)
     d1 = bearer(a.dealer_keys["d1"])
     wrong = []
-    for method, path, op in _routes(schema):
+    for method, path, _op in _routes(schema):
         if method != "GET":
             continue
         names = _params(path)
