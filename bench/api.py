@@ -133,6 +133,23 @@ class RawProducts:
         self.pool: Any = None
         self.conns: asyncio.Queue[Any] | None = None
         self.opened: list[Any] = []
+        self.opening = asyncio.Lock()
+
+    async def _open(self) -> None:
+        async with self.opening:  # the first requests arrive together: open once
+            if self.backend == "postgres" and self.pool is None:
+                import asyncpg
+
+                self.pool = await asyncpg.create_pool(self.dsn, min_size=4, max_size=10)
+            elif self.backend != "postgres" and self.conns is None:
+                import aiosqlite
+
+                conns: asyncio.Queue[Any] = asyncio.Queue()
+                for _ in range(4):
+                    c = await aiosqlite.connect(self.dsn)
+                    self.opened.append(c)
+                    conns.put_nowait(c)
+                self.conns = conns
 
     def _encode(self, items: list[Item], more: bool) -> bytes:
         nxt = base64.urlsafe_b64encode(items[-1].id.bytes).rstrip(b"=").decode() if more and items else None
@@ -143,9 +160,7 @@ class RawProducts:
 
     async def _pg_page(self) -> bytes:
         if self.pool is None:
-            import asyncpg
-
-            self.pool = await asyncpg.create_pool(self.dsn, min_size=4, max_size=10)
+            await self._open()
         tid = self.tenant_id
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(self.products_sql, tid, PAGE + 1)
@@ -176,13 +191,8 @@ class RawProducts:
 
     async def _sqlite_page(self) -> bytes:
         if self.conns is None:
-            import aiosqlite
-
-            self.conns = asyncio.Queue()
-            for _ in range(4):
-                c = await aiosqlite.connect(self.dsn)
-                self.opened.append(c)
-                self.conns.put_nowait(c)
+            await self._open()
+        assert self.conns is not None
         tid = self.tenant_id.hex
         conn = await self.conns.get()
         try:

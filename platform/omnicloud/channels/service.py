@@ -599,3 +599,11 @@ async def export_customers_csv(session: AsyncSession, principal: Principal) -> s
             )
         )
     return to_csv(CUSTOMER_CSV_COLUMNS, out)
+
+
+async def customer_id_by_code(session: AsyncSession, code: str, *, field: str = "customer_code") -> UUID:
+    """The id of the customer with this code, or a 422 naming the field that referred to it."""
+    customer_id = await session.scalar(select(Customer.id).where(Customer.code == code))
+    if customer_id is None:
+        raise invalid(field, f"no customer {code!r}")
+    return customer_id
