@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from omnicloud.core.models import AuditEntry, OutboxEvent
 from omnicloud.core.tenancy import tenant_scope
-from tests.conftest import OPERATOR, make_tenant
+from tests.fixtures import OPERATOR, make_tenant
 from tests.world import build_world
 
 

@@ -22,7 +22,7 @@ from omnicloud.catalog.schemas import (
 )
 from omnicloud.core.models import AuditEntry, OutboxEvent
 from omnicloud.core.tenancy import tenant_scope
-from tests.conftest import TenantHandle, bearer, make_tenant
+from tests.fixtures import TenantHandle, bearer, make_tenant
 
 PJ = "application/problem+json"
 

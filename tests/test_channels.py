@@ -12,7 +12,7 @@ from omnicloud.channels import service as channels
 from omnicloud.channels.schemas import CustomerSpec, SalesOrgSpec
 from omnicloud.core.models import AuditEntry, OutboxEvent
 from omnicloud.core.tenancy import tenant_scope
-from tests.conftest import TenantHandle, make_tenant
+from tests.fixtures import TenantHandle, make_tenant
 from tests.test_catalog import count, post, user_key
 
 PJ = "application/problem+json"

@@ -14,7 +14,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from omnicloud.app import create_app
 from omnicloud.core.db import Database
-from tests.conftest import make_tenant
+from tests.fixtures import make_tenant
 from tests.world import build_world
 
 

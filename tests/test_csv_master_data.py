@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import TenantHandle
+from tests.fixtures import TenantHandle
 from tests.test_catalog import post, user_key
 
 CSV = {"content-type": "text/csv"}

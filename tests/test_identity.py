@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from omnicloud.core.tenancy import tenant_scope
 from omnicloud.identity.models import ApiKey
-from tests.conftest import bearer
+from tests.fixtures import bearer
 
 
 async def _user_with_key(client, tenant, role: str, **extra) -> tuple[str, str]:

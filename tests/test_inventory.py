@@ -13,7 +13,7 @@ from sqlalchemy import select
 from omnicloud.core.ids import new_id
 from omnicloud.core.models import OutboxEvent
 from omnicloud.core.tenancy import tenant_scope
-from tests.conftest import TenantHandle, bearer
+from tests.fixtures import TenantHandle, bearer
 
 API = "/api/v1"
 

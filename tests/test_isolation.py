@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import bearer, make_tenant
+from tests.fixtures import bearer, make_tenant
 from tests.world import World, build_world
 
 # Path parameters that do not name a tenant-owned object.

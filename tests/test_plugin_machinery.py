@@ -26,9 +26,9 @@ from omnicloud.core.errors import Unprocessable
 from omnicloud.core.http import requires
 from omnicloud.core.ids import new_id
 from omnicloud.core.tenancy import tenant_scope
-from omnicloud.plugins import CORE_PLUGIN, PluginError, PluginManager, await_me_maybe
+from omnicloud.plugins import CORE_PLUGIN, PluginError, PluginManager, await_me_maybe, first_result
 from omnicloud.webhooks.schemas import EventOut
-from tests.conftest import OPERATOR, bearer, make_tenant
+from tests.fixtures import OPERATOR, bearer, make_tenant
 
 
 class ProbeSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -368,3 +368,30 @@ async def test_plugin_routes_are_mounted_behind_the_enabled_guard(backend):
             assert r.status_code == 200
     finally:
         await application.state.db.dispose()
+
+
+async def test_first_result_lets_an_async_implementation_decline():
+    class Shy:
+        @hookimpl
+        async def resolve_unit_price(self, sku: Any) -> Any:
+            return None if not sku.attributes else UnitPrice(unit_price=Decimal("1"), source="shy", detail={})
+
+    manager = PluginManager()
+    manager.add("shy", Shy())
+    hooks = manager.for_tenant(frozenset({"shy"}))
+    declined = await first_result(hooks.resolve_unit_price, **price_kwargs(Sku({})))
+    assert (declined.unit_price, declined.source) == (Decimal("10.00"), "list_price")
+    answered = await first_result(hooks.resolve_unit_price, **price_kwargs(Sku({"x": 1})))
+    assert answered.source == "shy"
+
+
+def test_misspelled_hook_is_refused():
+    class Typo:
+        @hookimpl
+        def resolve_unit_prices(self, sku: Any) -> Any:
+            return None
+
+    manager = PluginManager()
+    with pytest.raises(PluginError, match="resolve_unit_prices"):
+        manager.add("typo", Typo())
+    assert "typo" not in manager.plugins

@@ -28,7 +28,7 @@ from omnicloud.webhooks import service as webhooks
 from omnicloud.webhooks.api import ROUTES
 from omnicloud.webhooks.schemas import WebhookCreated, WebhookIn
 from omnicloud.webhooks.signing import verify_signature
-from tests.conftest import TenantHandle, bearer, make_tenant
+from tests.fixtures import TenantHandle, bearer, make_tenant
 
 # --- harness -------------------------------------------------------------------------------
 

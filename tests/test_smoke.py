@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import OPERATOR, bearer
+from tests.fixtures import OPERATOR, bearer
 
 
 async def test_health(client):

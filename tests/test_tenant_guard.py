@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text, update
 from omnicloud.core.db import Base, Database, tenant_tables
 from omnicloud.core.tenancy import NoTenant, tenant_scope
 from omnicloud.identity.models import Role
-from tests.conftest import BACKEND, drop_postgres, prepare_postgres
+from tests.fixtures import BACKEND, drop_postgres, prepare_postgres
 
 
 async def test_orm_guard_refuses_queries_without_a_tenant(app):
@@ -185,3 +185,13 @@ def test_every_tenant_table_is_declared_tenant_owned():
                 assert fk.column_keys[0] == "tenant_id", (table.name, fk.column_keys)
             for index in table.indexes:
                 assert index.columns.keys()[0] == "tenant_id", (table.name, index.name)
+
+
+async def test_orm_guard_refuses_queries_it_cannot_filter(app, tenant_a):
+    from omnicloud.core.db import UnfilterableQuery
+
+    with tenant_scope(UUID(tenant_a.id)):
+        async with app.state.db.transaction() as session:
+            with pytest.raises(UnfilterableQuery):
+                await session.execute(select(func.count()).select_from(Role))
+            assert await session.scalar(select(func.count(Role.id))) == 9

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TenantHandle
+from tests.fixtures import TenantHandle
 
 
 @dataclass

@@ -93,7 +93,7 @@ def create_app(
 ) -> Litestar:
     settings = settings or Settings.from_env()
     plugins = plugins or PluginManager.discover(settings.plugins)
-    db = db or Database(settings.database_url)
+    db = db or Database(settings.database_url, pool_size=settings.db_pool_size)
     redis = None
     if settings.redis_url:
         import redis.asyncio as aioredis

@@ -120,7 +120,7 @@ def resolve_unit_price(
 
 @hookspec
 def after_event(event: Any, tenant_id: UUID) -> Any:
-    """A domain event was committed (``omnicloud.core.events.Event``). Called from the outbox
+    """A domain event was committed (``omnicloud.webhooks.schemas.EventOut``). Called from the outbox
     relay after commit, so a failure here never rolls back the change; it is logged and the
     event is not retried for this plugin. May be async.
     """

@@ -36,6 +36,20 @@ async def await_me_maybe(value: Any) -> Any:
     return value
 
 
+async def first_result(caller: Any, **kwargs: Any) -> Any:
+    """Call a ``firstresult`` hook whose implementations may be async.
+
+    pluggy stops at the first non-None value, and an un-awaited coroutine is not None, so an
+    async implementation that declines would end the chain. Here each implementation is called
+    in pluggy's order with the arguments it accepts, awaited, and the first real answer wins.
+    """
+    for impl in reversed(caller.get_hookimpls()):
+        value = await await_me_maybe(impl.function(**{name: kwargs[name] for name in impl.argnames}))
+        if value is not None:
+            return value
+    return None
+
+
 @dataclass
 class PluginInfo:
     name: str
@@ -83,6 +97,10 @@ class PluginManager:
         if not name.isidentifier():
             raise PluginError(f"plugin name {name!r} must be an identifier")
         self.pm.register(module, name=name)
+        unknown = sorted(h.name for h in (self.pm.get_hookcallers(module) or []) if h.spec is None)
+        if unknown:
+            self.pm.unregister(module)
+            raise PluginError(f"plugin {name!r} implements hooks that do not exist: {', '.join(unknown)}")
         hooks = sorted(h.name for h in (self.pm.get_hookcallers(module) or []))
         info = PluginInfo(name=name, version=version, module=module, hooks=hooks)
         self._collect(info)

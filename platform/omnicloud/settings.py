@@ -16,6 +16,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Migrations and role management run as the owner of the tables; the app itself should
     # connect as a role that neither owns them nor bypasses row-level security.
     migration_database_url: str | None = None
+    db_pool_size: int = 20  # connections per process (PostgreSQL); size it to the expected concurrency
     redis_url: str | None = None
     operator_token: str | None = None
     plugins: tuple[str, ...] | None = None  # allowlist of installed plugins; None allows all

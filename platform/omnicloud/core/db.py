@@ -13,11 +13,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from sqlalchemy import (
     JSON,
     DateTime,
@@ -43,6 +45,7 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.util import find_tables
 
 from omnicloud.core.ids import new_id
 from omnicloud.core.tenancy import NoTenant, current_tenant, in_operator_scope
@@ -140,8 +143,32 @@ class TenantSession(Session):
     """The ORM session class every Omnicloud session uses; the guard listens on it."""
 
 
+class UnfilterableQuery(NoTenant):
+    """A query reaches a tenant table in a form the guard cannot filter."""
+
+
 def _touches_tenant_data(state: ORMExecuteState) -> bool:
-    return any(issubclass(m.class_, TenantOwned) for m in state.all_mappers)
+    if any(issubclass(m.class_, TenantOwned) for m in state.all_mappers):
+        return True
+    names = _tenant_table_names()
+    if any(t.name in names for t in find_tables(state.statement, include_crud=True)):
+        # e.g. select(func.count()).select_from(Model): no entity for the criterion to bind to.
+        raise UnfilterableQuery(
+            "this query reaches a tenant table without a mapped entity the guard can filter; "
+            "select a mapped column instead, e.g. func.count(Model.id)"
+        )
+    return False
+
+
+_TENANT_TABLES: list[frozenset[str]] = [frozenset()]
+
+
+def _tenant_table_names() -> frozenset[str]:
+    # Plugins add tables after import, so the set is rebuilt whenever the metadata grows.
+    count = sum(1 for t in Base.metadata.tables.values() if "tenant_id" in t.c)
+    if len(_TENANT_TABLES[0]) != count:
+        _TENANT_TABLES[0] = frozenset(tenant_tables())
+    return _TENANT_TABLES[0]
 
 
 @event.listens_for(TenantSession, "do_orm_execute")
@@ -234,28 +261,48 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync, "begin")
     def _on_begin(conn: Connection) -> None:
-        # Take the write lock up front: a deferred transaction that reads and then writes
+        # A writer takes the lock up front: a deferred transaction that reads and then writes
         # fails with SQLITE_BUSY instead of waiting when another writer got there first.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only requests begin deferred, so readers never queue behind writers (WAL).
+        conn.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> AsyncEngine:
+_read_only: ContextVar[bool] = ContextVar("omnicloud_read_only", default=False)
+
+
+def set_read_only(value: bool) -> None:
+    """Mark the transactions this task begins as read-only (GET requests); on SQLite they
+    begin deferred. :meth:`Database.transaction` always begins a writer."""
+    _read_only.set(value)
+
+
+def _json_dumps(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def make_engine(url: str, *, pool_size: int = 20, pooled: bool = True) -> AsyncEngine:
     """``pooled=False`` opens a connection per use: for callers that drive the app from
     several event loops (a pooled asyncpg connection belongs to the loop that opened it)."""
-    extra: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
+    extra: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": msgspec.json.decode}
+    if not pooled:
+        extra["poolclass"] = NullPool
     if url.startswith("sqlite"):
+        if pooled:  # every aiosqlite connection is a thread: keep a few
+            extra.update(pool_size=4, max_overflow=4)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **extra)
         _sqlite_setup(engine)
         return engine
     if pooled:
-        extra = {"pool_size": pool_size, "max_overflow": pool_size * 2, "pool_pre_ping": True}
+        # No pre-ping (three round trips per checkout); stale connections are recycled and a
+        # dropped one is invalidated on its first error.
+        extra.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
     return create_async_engine(url, **extra)
 
 
 class Database:
     """An engine and its session factory."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, pooled: bool = True) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20, pooled: bool = True) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, pooled=pooled)
         self.sessions = async_sessionmaker(
@@ -269,8 +316,12 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        token = _read_only.set(False)
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        finally:
+            _read_only.reset(token)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omnicloud.core.db import set_read_only
 from omnicloud.core.errors import (
     Forbidden,
     NotFound,
@@ -175,10 +176,18 @@ async def authenticate_raw(app_state: Any, raw: str, path: str) -> Principal:
 # --- transactions and guards ---------------------------------------------------------------
 
 
-async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
-    """One transaction per request: committed when the handler returns, rolled back when it raises."""
-    async with state.db.sessions() as session, session.begin():
-        yield session
+async def provide_session(
+    state: State, request: Request[Any, Any, Any]
+) -> AsyncGenerator[AsyncSession, None]:
+    """One transaction per request: committed when the handler returns, rolled back when it
+    raises. GET and HEAD requests run read-only transactions."""
+    # Litestar may finish this generator in another context, so no context-manager reset here.
+    set_read_only(request.method in ("GET", "HEAD"))
+    try:
+        async with state.db.sessions() as session, session.begin():
+            yield session
+    finally:
+        set_read_only(False)
 
 
 def provide_principal() -> Principal:

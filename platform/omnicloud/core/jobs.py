@@ -205,7 +205,10 @@ class InProcessQueue(JobQueue):
         """
         ran = 0
         while not self._ready.empty():
-            await self.execute(self._take(self._ready.get_nowait()))
+            try:
+                await self.execute(self._take(self._ready.get_nowait()))
+            finally:
+                self._ready.task_done()
             ran += 1
         return ran
 
@@ -374,6 +377,9 @@ class RedisQueue(JobQueue):
                 log.warning("redis worker paused: %s", type(exc).__name__)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
+            except Exception:
+                log.exception("redis worker error")
+                await asyncio.sleep(1.0)
 
     async def recover(self) -> int:
         """Return the jobs of dead workers (expired heartbeat) to the ready list."""

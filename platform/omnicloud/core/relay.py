@@ -40,6 +40,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicloud import __version__
+from omnicloud.admin.service import enabled_plugins
 from omnicloud.core.db import Database, utcnow
 from omnicloud.core.events import PENDING_KEY
 from omnicloud.core.jobs import JobQueue
@@ -139,8 +140,6 @@ class Relay:
         return relayed
 
     async def _relay_batch(self, tenant_id: UUID) -> tuple[list[Event], list[str]]:
-        from omnicloud.admin.service import enabled_plugins
-
         now = self.clock()
         async with self.db.transaction() as session:
             if self.db.dialect == "postgresql":

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnicloud.core.db import Base, tenant_tables, utcnow
+from omnicloud.core.db import Base, TenantOwned, utcnow
 from omnicloud.core.errors import Conflict, NotFound, invalid
 from omnicloud.core.paging import paged_query, split_page
 from omnicloud.core.tenancy import current_tenant, tenant_scope
@@ -160,14 +160,20 @@ async def purge_tenant(session: AsyncSession, ref: str | UUID) -> str:
     tenant = await _get(session, ref)
     if tenant.status != "deleted":
         raise Conflict("only a deleted tenant can be purged", code="tenant_state")
-    owned = set(tenant_tables())
     async with within_tenant(session, tenant.id):
         for table in reversed(Base.metadata.sorted_tables):
-            if table.name in owned:
-                await session.execute(delete(table).where(table.c.tenant_id == tenant.id))
+            model = _tenant_models().get(table.name)
+            if model is not None:
+                await session.execute(delete(model))
     await session.delete(tenant)
     await session.flush()
     return tenant.slug
+
+
+def _tenant_models() -> dict[str, type[TenantOwned]]:
+    return {
+        m.class_.__table__.name: m.class_ for m in Base.registry.mappers if issubclass(m.class_, TenantOwned)
+    }
 
 
 def check_slug(slug: str) -> None:

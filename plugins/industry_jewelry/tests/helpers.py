@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 import httpx
-from tests.conftest import TenantHandle, bearer, make_tenant
+from tests.fixtures import TenantHandle, bearer, make_tenant
 
 PLUGIN_URL = "/api/v1/plugins/industry_jewelry"
 X = "/api/v1/x/industry_jewelry"

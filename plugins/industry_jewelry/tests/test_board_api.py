@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import make_tenant
+from tests.fixtures import make_tenant
 
 from industry_jewelry.service import DEFAULT_PURITIES
 from industry_jewelry.tests.helpers import PLUGIN_URL, X, enable, jewelry_tenant, set_price, user_key

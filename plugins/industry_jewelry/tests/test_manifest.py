@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from tests.conftest import bearer
+from tests.fixtures import bearer
 
 from industry_jewelry.tests.helpers import X, jewelry_tenant
 from omnicloud.core.errors import Unprocessable

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from tests.conftest import make_tenant
+from tests.fixtures import make_tenant
 
 from industry_jewelry.tests.helpers import jewelry_tenant, set_price
 from omnicloud.catalog.schemas import SkuOut, UnitPrice
