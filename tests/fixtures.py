@@ -1,4 +1,4 @@
-"""Test fixtures (loaded by the root conftest.py). ``OMNICLOUD_TEST_BACKEND`` selects ``sqlite`` (default) or ``postgres``.
+"""Test fixtures, loaded by the root conftest.py.
 
 On PostgreSQL the schema is migrated as the owner (``postgres``) into a fresh database, and
 the app connects as ``omnicloud_app``, a role that neither owns the tables nor bypasses

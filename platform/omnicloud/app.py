@@ -99,7 +99,9 @@ def create_app(
         import redis.asyncio as aioredis
 
         redis = aioredis.from_url(settings.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    limiter = RateLimiter(settings.rate_limit_per_key, settings.rate_limit_per_tenant, redis)
+    limiter = RateLimiter(
+        settings.rate_limit_per_key, settings.rate_limit_per_tenant, redis, prefix=settings.redis_prefix
+    )
 
     routes: list[Any] = [healthz, readyz, *_domain_routes()]
     for name, info in sorted(plugins.plugins.items()):

@@ -18,6 +18,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     migration_database_url: str | None = None
     db_pool_size: int = 20  # connections per process (PostgreSQL); size it to the expected concurrency
     redis_url: str | None = None
+    redis_prefix: str = "omnicloud"  # every Redis key and channel starts with it
     operator_token: str | None = None
     plugins: tuple[str, ...] | None = None  # allowlist of installed plugins; None allows all
     max_body_bytes: int = 1_048_576

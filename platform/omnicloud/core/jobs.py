@@ -293,6 +293,7 @@ class RedisQueue(JobQueue):
         self.fallback = InProcessQueue(concurrency=concurrency, **kw)
         self.fallback.handlers = self.handlers
         self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
         self._enqueue_script = redis.register_script(_ENQUEUE)
         self._promote_script = redis.register_script(_PROMOTE)
 
@@ -369,7 +370,7 @@ class RedisQueue(JobQueue):
         from redis.exceptions import RedisError
 
         pause = 0.1
-        while True:
+        while self._running:  # a flag too: redis-py may turn a cancellation into an error
             try:
                 await self.run_one()
                 pause = 0.1
@@ -403,7 +404,7 @@ class RedisQueue(JobQueue):
     async def _heartbeat(self) -> None:
         from redis.exceptions import RedisError
 
-        while True:
+        while self._running:
             try:
                 await self._beat()
                 await self.recover()
@@ -414,12 +415,14 @@ class RedisQueue(JobQueue):
     async def start(self) -> None:
         await self.fallback.start()
         if not self._tasks:
+            self._running = True
             self._tasks = [asyncio.create_task(self._heartbeat())]
             self._tasks += [asyncio.create_task(self._work()) for _ in range(self.concurrency)]
 
     async def stop(self) -> None:
         from redis.exceptions import RedisError
 
+        self._running = False
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
