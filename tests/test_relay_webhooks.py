@@ -215,7 +215,11 @@ async def test_failures_back_off_then_deliver(app, api, receiver, relays):
     [d] = await deliveries(app, tenant, sub.id)
     assert (d.attempts, d.last_status_code) == (1, 500) and d.last_error.startswith("HTTP 500")
     assert d.next_attempt_at == clock() + timedelta(seconds=2)  # 2**1, jitter at its midpoint
-    assert await relay.deliver(UUID(tenant.id), delivery.id) is None  # not due yet
+    assert relay.queue.delayed == 1  # the retry waits in the queue
+    await relay.queue.stop()  # ... and is lost
+    assert relay.queue.delayed == 0
+    assert await relay.deliver(UUID(tenant.id), delivery.id) is None  # a job too early: not due
+    assert relay.queue.delayed == 1  # so it is queued again for when it is due
     assert len(receiver.requests) == 1
 
     clock.advance(2)

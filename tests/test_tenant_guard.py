@@ -195,3 +195,25 @@ async def test_orm_guard_refuses_queries_it_cannot_filter(app, tenant_a):
             with pytest.raises(UnfilterableQuery):
                 await session.execute(select(func.count()).select_from(Role))
             assert await session.scalar(select(func.count(Role.id))) == 9
+
+
+async def test_rls_reads_without_a_transaction_follow_the_tenant(rls_world):
+    """GET requests read without BEGIN and keep the tenant on the connection's session: the
+    same pooled connection must still switch tenants, and forget them, correctly."""
+    from sqlalchemy import text as sql
+
+    from omnicloud.core.tenancy import operator_scope
+
+    app_role_db, a, b = rls_world
+    single = Database(app_role_db.url, pool_size=1)
+    try:
+        for tenant in (a, b, a, b):
+            with tenant_scope(UUID(tenant)):
+                async with single.read_sessions() as session:
+                    owners = (await session.execute(sql("select distinct tenant_id from roles"))).scalars().all()
+            assert [str(o) for o in owners] == [tenant]
+        with operator_scope():
+            async with single.read_sessions() as session:
+                assert (await session.execute(sql("select count(*) from roles"))).scalar() == 0
+    finally:
+        await single.dispose()

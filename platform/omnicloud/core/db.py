@@ -173,13 +173,17 @@ def _tenant_table_names() -> frozenset[str]:
 
 @event.listens_for(TenantSession, "do_orm_execute")
 def _filter_by_tenant(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
-        return
-    if in_operator_scope() or not _touches_tenant_data(state):
+    if not (state.is_select or state.is_update or state.is_delete) or in_operator_scope():
         return
     tid = current_tenant()
     if tid is None:
-        raise NoTenant("no tenant in context: tenant-owned data needs a tenant")
+        if _touches_tenant_data(state):
+            raise NoTenant("no tenant in context: tenant-owned data needs a tenant")
+        return
+    if not state.all_mappers:
+        _touches_tenant_data(state)  # refuses tenant tables reached without an entity
+    # The criterion is harmless on statements without tenant entities, so it is added without
+    # first working out which entities a statement has (that costs as much as adding it).
     state.statement = state.statement.options(
         with_loader_criteria(TenantOwned, lambda cls: cls.tenant_id == tid, include_aliases=True)
     )
@@ -207,10 +211,20 @@ def _stamp_tenant(session: Session, flush_context: Any, instances: Any) -> None:
 def _set_rls_tenant(session: Session, transaction: Any, connection: Connection) -> None:
     if connection.dialect.name != "postgresql":
         return
-    tid = current_tenant()
-    connection.execute(
-        text("select set_config('app.tenant_id', :tid, true)"), {"tid": str(tid) if tid else ""}
-    )
+    tid = str(current_tenant() or "")
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        # A real transaction: the setting lasts until it ends, whatever the connection did before.
+        connection.execute(text("select set_config('app.tenant_id', :tid, true)"), {"tid": tid})
+        return
+    # A read without a transaction (GET requests): the setting is made for the connection's
+    # session and remembered with it, so a connection serving the same tenant again costs no
+    # round trip. Writes never run this way, and every read checks the remembered tenant first.
+    if connection.info.get(_SESSION_TENANT) != tid:
+        connection.execute(text("select set_config('app.tenant_id', :tid, false)"), {"tid": tid})
+        connection.info[_SESSION_TENANT] = tid
+
+
+_SESSION_TENANT = "omnicloud_session_tenant"
 
 
 RLS_EXPR = "(tenant_id = (select nullif(current_setting('app.tenant_id', true), '')::uuid))"
@@ -307,6 +321,16 @@ class Database:
         self.engine = make_engine(url, pool_size=pool_size, pooled=pooled)
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=TenantSession, autoflush=False
+        )
+        # Reads on PostgreSQL skip BEGIN/COMMIT: a single statement sees a consistent snapshot,
+        # and a page of a list is one statement (plus its children, fetched by id).
+        reader = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else self.engine
+        )
+        self.read_sessions = async_sessionmaker(
+            reader, expire_on_commit=False, sync_session_class=TenantSession, autoflush=False
         )
 
     @property

@@ -182,9 +182,11 @@ async def provide_session(
     """One transaction per request: committed when the handler returns, rolled back when it
     raises. GET and HEAD requests run read-only transactions."""
     # Litestar may finish this generator in another context, so no context-manager reset here.
-    set_read_only(request.method in ("GET", "HEAD"))
+    reading = request.method in ("GET", "HEAD")
+    set_read_only(reading)
     try:
-        async with state.db.sessions() as session, session.begin():
+        factory = state.db.read_sessions if reading else state.db.sessions
+        async with factory() as session, session.begin():
             yield session
     finally:
         set_read_only(False)

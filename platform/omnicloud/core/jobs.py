@@ -156,7 +156,7 @@ class InProcessQueue(JobQueue):
         self.concurrency = concurrency
         self._ready: asyncio.Queue[Job] = asyncio.Queue()
         self._waiting: set[str] = set()
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, tuple[asyncio.TimerHandle, Job]] = {}
         self._workers: list[asyncio.Task[None]] = []
 
     async def enqueue(
@@ -176,7 +176,7 @@ class InProcessQueue(JobQueue):
                 return False
             self._waiting.add(job.dedupe_key)
         if delay > 0:
-            self._timers[job.id] = asyncio.get_running_loop().call_later(delay, self._due, job)
+            self._timers[job.id] = (asyncio.get_running_loop().call_later(delay, self._due, job), job)
         else:
             self._ready.put_nowait(job)
         return True
@@ -189,6 +189,11 @@ class InProcessQueue(JobQueue):
     def pending(self) -> int:
         """Jobs queued now (not counting delayed ones)."""
         return self._ready.qsize()
+
+    @property
+    def delayed(self) -> int:
+        """Jobs waiting for their time."""
+        return len(self._timers)
 
     async def _schedule_retry(self, job: Job, delay: float) -> None:
         self.put(job, delay)
@@ -241,8 +246,9 @@ class InProcessQueue(JobQueue):
         self._workers = []
         if self._timers:
             log.info("dropping %d delayed jobs on stop", len(self._timers))
-        for handle in self._timers.values():
+        for handle, job in self._timers.values():
             handle.cancel()
+            self._take(job)
         self._timers.clear()
 
 

@@ -217,11 +217,15 @@ class Relay:
 
     async def deliver(self, tenant_id: UUID, delivery_id: UUID) -> str | None:
         """One attempt at a delivery, if it is due; returns its status afterwards, or ``None``
-        when there was nothing to do."""
+        when there was nothing to do. A job that comes early (clocks differ a little between
+        processes) or during another worker's lease is queued again for when it is due."""
         lease = self.settings.webhook_timeout_seconds + 30
         with tenant_scope(tenant_id):
             async with self.db.transaction() as session:
                 attempt = await webhooks.claim(session, delivery_id, self.clock(), lease)
+            if isinstance(attempt, webhooks.NotDue):
+                await self._enqueue_delivery(tenant_id, delivery_id, self._wait_until(attempt.until))
+                return None
             if attempt is None:
                 return None
             status_code, error = await self._post(attempt)
@@ -238,11 +242,13 @@ class Relay:
         if out is None:
             return None
         if out.status == webhooks.PENDING and out.next_attempt_at is not None:
-            wait = (out.next_attempt_at - self.clock()).total_seconds()
-            await self._enqueue_delivery(tenant_id, delivery_id, delay=max(wait, 0.0))
+            await self._enqueue_delivery(tenant_id, delivery_id, self._wait_until(out.next_attempt_at))
         elif out.status == webhooks.FAILED:
             log.warning("webhook delivery %s failed after %d attempts", delivery_id, out.attempts)
         return out.status
+
+    def _wait_until(self, when: datetime) -> float:
+        return max((when - self.clock()).total_seconds(), 0.0) + 0.05
 
     async def _post(self, attempt: webhooks.Attempt) -> tuple[int | None, str | None]:
         timestamp = int(self.clock().timestamp())

@@ -283,9 +283,18 @@ class Attempt(msgspec.Struct, kw_only=True):
     attempts: int
 
 
-async def claim(session: AsyncSession, delivery_id: UUID, now: datetime, lease: float) -> Attempt | None:
-    """Take a due delivery for one attempt, or ``None`` when it is not due (delivered, failed,
-    leased to another worker, or waiting for its backoff).
+class NotDue(msgspec.Struct, kw_only=True):
+    """The delivery is pending but waits for its backoff or for another worker's lease."""
+
+    until: datetime
+
+
+async def claim(
+    session: AsyncSession, delivery_id: UUID, now: datetime, lease: float
+) -> Attempt | NotDue | None:
+    """Take a due delivery for one attempt. :class:`NotDue` when it is pending but not due
+    yet (backing off, or leased to another worker); ``None`` when there is nothing to do
+    (delivered, failed, or gone).
 
     The claim counts the attempt and leases the row by moving ``next_attempt_at`` past the
     HTTP timeout, so no transaction stays open during the request and a worker that dies
@@ -306,7 +315,14 @@ async def claim(session: AsyncSession, delivery_id: UUID, now: datetime, lease: 
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        return None
+        row = (
+            await session.execute(
+                select(WebhookDelivery.status, WebhookDelivery.next_attempt_at).where(
+                    WebhookDelivery.id == delivery_id
+                )
+            )
+        ).first()
+        return NotDue(until=row.next_attempt_at) if row is not None and row.status == PENDING else None
     delivery = await session.scalar(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id))
     assert delivery is not None
     sub = await _subscription(session, delivery.subscription_id)
