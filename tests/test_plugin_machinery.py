@@ -395,3 +395,16 @@ def test_misspelled_hook_is_refused():
     with pytest.raises(PluginError, match="resolve_unit_prices"):
         manager.add("typo", Typo())
     assert "typo" not in manager.plugins
+
+
+def test_plugin_cli_commands_run_under_omnicloud_x(monkeypatch):
+    from click.testing import CliRunner
+
+    from omnicloud import cli
+
+    manager, _ = manager_with_probe()
+    monkeypatch.setattr(cli, "_plugins", lambda settings: manager)
+    result = CliRunner().invoke(cli.main, ["x", "probe", "ping"], catch_exceptions=False)
+    assert result.exit_code == 0 and result.output.strip() == "pong"
+    listing = CliRunner().invoke(cli.main, ["x", "--help"], catch_exceptions=False).output
+    assert "probe" in listing

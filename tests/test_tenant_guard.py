@@ -210,7 +210,9 @@ async def test_rls_reads_without_a_transaction_follow_the_tenant(rls_world):
         for tenant in (a, b, a, b):
             with tenant_scope(UUID(tenant)):
                 async with single.read_sessions() as session:
-                    owners = (await session.execute(sql("select distinct tenant_id from roles"))).scalars().all()
+                    owners = (
+                        (await session.execute(sql("select distinct tenant_id from roles"))).scalars().all()
+                    )
             assert [str(o) for o in owners] == [tenant]
         with operator_scope():
             async with single.read_sessions() as session:

@@ -359,6 +359,29 @@ def plugins_list(settings: Settings, as_json: bool) -> None:
         )
 
 
+class PluginCommands(click.Group):
+    """``omnicloud x <plugin> <command>``: the commands plugins register (``register_cli_commands``)."""
+
+    def _plugin_groups(self, ctx: click.Context) -> dict[str, click.Group]:
+        settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.from_env()
+        return {
+            name: click.Group(
+                name, commands={c.name: c for c in info.cli_commands}, help=f"Commands of {name}."
+            )
+            for name, info in _plugins(settings).plugins.items()
+            if info.cli_commands
+        }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self._plugin_groups(ctx))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self._plugin_groups(ctx).get(name)
+
+
+main.add_command(PluginCommands("x", help="Commands of installed plugins."))
+
+
 # --- operator credentials ---------------------------------------------------------------------
 
 

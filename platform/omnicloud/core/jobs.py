@@ -94,10 +94,12 @@ class JobQueue(ABC):
 
     @abstractmethod
     async def start(self) -> None:
+        """Start the workers of this process."""
         raise NotImplementedError
 
     @abstractmethod
     async def stop(self) -> None:
+        """Stop the workers; unfinished work stays recoverable."""
         raise NotImplementedError
 
     def retry_delay(self, attempt: int) -> float:
