@@ -92,11 +92,6 @@ async def backend(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bac
     if BACKEND == "postgres":
         owner_url, app_url = await prepare_postgres(plugins)
         redis_url = REDIS
-        import redis.asyncio as aioredis
-
-        r = aioredis.from_url(REDIS)
-        await r.flushdb()
-        await r.aclose()
     elif BACKEND == "sqlite":
         owner_url = app_url = f"sqlite+aiosqlite:///{tmp / 'test.db'}"
     else:
@@ -109,6 +104,7 @@ async def backend(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bac
         database_url=app_url,
         migration_database_url=owner_url,
         redis_url=redis_url,
+        redis_prefix=f"test-{os.getpid()}-{secrets.token_hex(3)}",  # runs sharing a Redis stay apart
         operator_token=OPERATOR_TOKEN,
         rate_limit_per_key=100_000,
         rate_limit_per_tenant=1_000_000,
@@ -116,6 +112,16 @@ async def backend(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bac
     yield Backend(settings=settings, owner_url=owner_url, plugins=plugins)
     if BACKEND == "postgres":
         await drop_postgres(owner_url)
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Any]:
+    """Redis, on every backend run: CI and ./dev test start it for both."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS, socket_connect_timeout=2)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -42,10 +42,10 @@ def _params(path: str) -> list[str]:
 
 
 @pytest.fixture
-async def worlds(client: httpx.AsyncClient) -> tuple[World, World]:
+async def worlds(client: httpx.AsyncClient, app: Any) -> tuple[World, World]:
     a = await make_tenant(client, prefix="iso-a", plugins={"industry_jewelry": {}})
     b = await make_tenant(client, prefix="iso-b", plugins={"industry_jewelry": {}})
-    return await build_world(client, a), await build_world(client, b)
+    return await build_world(client, a, app), await build_world(client, b, app)
 
 
 def _body_for(op: dict[str, Any], world: World) -> Any:

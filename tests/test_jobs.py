@@ -16,6 +16,7 @@ import pytest
 from omnicloud.core.jobs import InProcessQueue, Job, JobQueue, RedisQueue, make_queue
 from omnicloud.core.tenancy import current_tenant
 from omnicloud.settings import Settings
+from tests.fixtures import REDIS
 
 FAST = {"max_attempts": 3, "base_delay": 0.01, "max_delay": 0.05}
 
@@ -28,17 +29,14 @@ async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def redis_queue(app: Any, **kw: Any) -> JobQueue:
-    if app.state.redis is None:
-        pytest.skip("Redis is configured on the postgres backend only")
-    return make_queue(
-        app.state.settings, app.state.redis, namespace=f"test:{uuid.uuid4().hex}", block_seconds=0.2, **kw
-    )
+def redis_queue(app: Any, redis: Any, **kw: Any) -> JobQueue:
+    settings = msgspec.structs.replace(app.state.settings, redis_url=REDIS)
+    return make_queue(settings, redis, namespace=f"test:{uuid.uuid4().hex}", block_seconds=0.2, **kw)
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def queue(request: pytest.FixtureRequest, app: Any) -> AsyncIterator[JobQueue]:
-    q = InProcessQueue(**FAST) if request.param == "memory" else redis_queue(app, **FAST)
+async def queue(request: pytest.FixtureRequest, app: Any, redis: Any) -> AsyncIterator[JobQueue]:
+    q = InProcessQueue(**FAST) if request.param == "memory" else redis_queue(app, redis, **FAST)
     yield q
     await q.stop()
     await forget(q)
@@ -184,8 +182,8 @@ async def test_redis_outage_falls_back_to_in_process_and_loses_nothing(
     assert any("runs in-process" in r.getMessage() for r in caplog.records)
 
 
-async def test_redis_recovers_jobs_of_a_dead_worker(app: Any) -> None:
-    q = redis_queue(app, **FAST)
+async def test_redis_recovers_jobs_of_a_dead_worker(app: Any, redis: Any) -> None:
+    q = redis_queue(app, redis, **FAST)
     assert isinstance(q, RedisQueue)
     job = Recorder()
     q.register("demo.echo", job)
@@ -206,8 +204,8 @@ async def test_redis_recovers_jobs_of_a_dead_worker(app: Any) -> None:
     await forget(q)
 
 
-async def test_redis_stop_hands_unfinished_jobs_back(app: Any) -> None:
-    q = redis_queue(app, **FAST)
+async def test_redis_stop_hands_unfinished_jobs_back(app: Any, redis: Any) -> None:
+    q = redis_queue(app, redis, **FAST)
     assert isinstance(q, RedisQueue)
     gate = asyncio.Event()
     started: list[int] = []

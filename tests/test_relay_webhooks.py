@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import httpx
 import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
 
 from omnicloud import hookimpl
 from omnicloud.admin import service as admin
@@ -26,10 +26,9 @@ from omnicloud.core.tenancy import tenant_scope
 from omnicloud.plugins import PluginManager
 from omnicloud.settings import Settings
 from omnicloud.webhooks import service as webhooks
-from omnicloud.webhooks.api import ROUTES
 from omnicloud.webhooks.schemas import WebhookCreated, WebhookIn
 from omnicloud.webhooks.signing import verify_signature
-from tests.fixtures import TenantHandle, bearer, make_tenant
+from tests.fixtures import REDIS, TenantHandle, bearer, make_tenant
 
 # --- harness -------------------------------------------------------------------------------
 
@@ -97,11 +96,7 @@ class Clock:
 
 
 @pytest.fixture
-async def api(app: Any, client: AsyncTestClient) -> AsyncTestClient:
-    """The client, with the webhook routes mounted if the app does not mount them yet."""
-    if not any(route.path == "/api/v1/webhooks" for route in app.routes):
-        for handler in ROUTES:
-            app.register(handler)
+def api(client: httpx.AsyncClient) -> httpx.AsyncClient:
     return client
 
 
@@ -114,6 +109,7 @@ async def relays(app: Any) -> AsyncIterator[Callable[..., Relay]]:
         queue: JobQueue | None = None,
         plugins: PluginManager | None = None,
         clock: Callable[[], datetime] | None = None,
+        redis: Any = None,
         **settings: Any,
     ) -> Relay:
         q = queue or InProcessQueue()
@@ -121,7 +117,7 @@ async def relays(app: Any) -> AsyncIterator[Callable[..., Relay]]:
             app.state.db,
             plugins or app.state.plugins,
             q,
-            app.state.redis,
+            redis if redis is not None else app.state.redis,
             msgspec.structs.replace(app.state.settings, **settings),
             clock=clock or Clock(),
             rng=lambda: 0.5,
@@ -387,7 +383,7 @@ async def test_after_event_reaches_only_plugins_the_tenant_enabled(app, api, rel
     assert len(probe.seen) == 3
 
 
-def queue_of(kind: str, app: Any) -> JobQueue:
+def queue_of(kind: str, app: Any, redis: Any) -> JobQueue:
     if kind == "memory":
         return InProcessQueue()
     if kind == "redis-down":  # Redis configured but unreachable: jobs run in-process
@@ -396,16 +392,13 @@ def queue_of(kind: str, app: Any) -> JobQueue:
         url = "redis://127.0.0.1:1/0"
         down = aioredis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
         return make_queue(Settings(redis_url=url), down, block_seconds=0.2)
-    if app.state.redis is None:
-        pytest.skip("Redis is configured on the postgres backend only")
-    return make_queue(
-        app.state.settings, app.state.redis, namespace=f"test:{uuid.uuid4().hex}", block_seconds=0.2
-    )
+    settings = msgspec.structs.replace(app.state.settings, redis_url=REDIS)
+    return make_queue(settings, redis, namespace=f"test:{uuid.uuid4().hex}", block_seconds=0.2)
 
 
 @pytest.mark.parametrize("kind", ["memory", "redis", "redis-down"])
-async def test_kick_runs_the_same_jobs_on_either_queue(app, api, receiver, relays, kind):
-    queue = queue_of(kind, app)
+async def test_kick_runs_the_same_jobs_on_either_queue(app, api, receiver, relays, kind, redis):
+    queue = queue_of(kind, app, redis)
     tenant = await make_tenant(api)
     tid = UUID(tenant.id)
     sub = await subscribe(app, tenant, receiver.url, "order.*")
@@ -424,10 +417,10 @@ async def test_kick_runs_the_same_jobs_on_either_queue(app, api, receiver, relay
     assert (d.status, d.attempts) == ("delivered", 2)
     if kind == "redis":
         await queue.stop()
-        keys = [k async for k in app.state.redis.scan_iter(match=f"{queue.ns}:*")]
+        keys = [k async for k in redis.scan_iter(match=f"{queue.ns}:*")]
         assert not any(k.endswith(b":ready") for k in keys)
         if keys:
-            await app.state.redis.delete(*keys)
+            await redis.delete(*keys)
 
 
 async def test_sweep_relays_forgotten_events_and_due_deliveries(app, api, receiver, relays):
@@ -452,15 +445,13 @@ async def test_sweep_relays_forgotten_events_and_due_deliveries(app, api, receiv
     assert d.status == "delivered"
 
 
-async def test_events_are_published_on_the_tenant_channel(app, api, relays):
-    if app.state.redis is None:
-        pytest.skip("Redis is configured on the postgres backend only")
+async def test_events_are_published_on_the_tenant_channel(app, api, relays, redis):
     tenant = await make_tenant(api)
-    pubsub = app.state.redis.pubsub()
-    await pubsub.subscribe(events_channel(UUID(tenant.id)))
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(events_channel(UUID(tenant.id), app.state.settings.redis_prefix))
     await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
     event_id = await emit(app, tenant, "auction.bid_placed", {"amount": "10.00"})
-    await relays().relay_tenant(UUID(tenant.id))
+    await relays(redis=redis).relay_tenant(UUID(tenant.id))
     message = None
     for _ in range(20):
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)

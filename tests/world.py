@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import httpx
 
@@ -47,7 +48,7 @@ async def _dealer(
     return customer, key["secret"]
 
 
-async def build_world(client: httpx.AsyncClient, t: TenantHandle) -> World:
+async def build_world(client: httpx.AsyncClient, t: TenantHandle, app: Any = None) -> World:
     w = World(tenant=t)
     ids = w.ids
     user = await _post(
@@ -129,4 +130,15 @@ async def build_world(client: httpx.AsyncClient, t: TenantHandle) -> World:
         headers=t.auth,
         json={"metal": "gold", "purity": "Au99.99", "price": "600.00"},
     )
+    hook = await _post(
+        client, t, "/api/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "event_types": ["webhook.*"]}
+    )
+    ids["webhook_id"] = hook["id"]
+    w.bodies["updateWebhook"] = {"description": "renamed"}
+    r = await client.get("/api/v1/events", params={"type": "webhook.created"}, headers=t.auth)
+    ids["event_id"] = r.json()["items"][0]["id"]
+    if app is not None:  # the relay turns webhook.created into a delivery for this webhook
+        await app.state.relay.relay_tenant(UUID(t.id))
+        r = await client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=t.auth)
+        ids["delivery_id"] = r.json()["items"][0]["id"]
     return w

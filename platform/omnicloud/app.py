@@ -22,7 +22,9 @@ from omnicloud.core.db import Database
 from omnicloud.core.deps import DEPENDENCIES
 from omnicloud.core.errors import NotFound, Problem
 from omnicloud.core.http import CredentialMiddleware, authenticate_raw, handle_exception
+from omnicloud.core.jobs import make_queue
 from omnicloud.core.ratelimit import RateLimiter
+from omnicloud.core.relay import Relay
 from omnicloud.core.tenancy import current_tenant, tenant_scope
 from omnicloud.identity.api import IdentityController
 from omnicloud.operator.api import OperatorController
@@ -38,8 +40,9 @@ def _domain_routes() -> list[Any]:
     from omnicloud.catalog.api import ROUTES as catalog
     from omnicloud.channels.api import ROUTES as channels
     from omnicloud.inventory.api import ROUTES as inventory
+    from omnicloud.webhooks.api import ROUTES as webhooks
 
-    return [*DOMAIN_ROUTES, *catalog, *channels, *inventory]
+    return [*DOMAIN_ROUTES, *catalog, *channels, *inventory, *webhooks]
 
 
 @get("/healthz", operation_id="healthz", summary="Liveness", include_in_schema=True, tags=["health"])
@@ -115,12 +118,32 @@ def create_app(
                 )
             )
 
-    state = State({"settings": settings, "db": db, "plugins": plugins, "redis": redis, "limiter": limiter})
+    queue = make_queue(settings, redis)
+    for job_name, job in plugins.jobs.items():
+        queue.register(job_name, job)
+    relay = Relay(db, plugins, queue, redis, settings)
+    state = State(
+        {
+            "settings": settings,
+            "db": db,
+            "plugins": plugins,
+            "redis": redis,
+            "limiter": limiter,
+            "queue": queue,
+            "relay": relay,
+        }
+    )
 
     async def authenticate(raw: str, path: str) -> Any:
         return await authenticate_raw(state, raw, path)
 
+    async def on_startup() -> None:
+        await queue.start()
+        await relay.start()
+
     async def on_shutdown() -> None:
+        await relay.stop()
+        await queue.stop()
         await db.dispose()
         if redis is not None:
             await redis.aclose()
@@ -139,6 +162,7 @@ def create_app(
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
         ),
+        on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         debug=settings.debug,
         logging_config=None,

@@ -16,5 +16,5 @@ def emit(session: AsyncSession, type_: str, payload: Any) -> OutboxEvent:
     """Add an event to the outbox; it becomes visible to the relay only if the caller commits."""
     event = OutboxEvent(type=type_, payload=msgspec.to_builtins(payload))
     session.add(event)
-    session.info[PENDING_KEY] = True
+    session.info.setdefault(PENDING_KEY, set()).add(event.tenant_id)
     return event

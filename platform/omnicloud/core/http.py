@@ -186,8 +186,11 @@ async def provide_session(
     set_read_only(reading)
     try:
         factory = state.db.read_sessions if reading else state.db.sessions
-        async with factory() as session, session.begin():
-            yield session
+        async with factory() as session:
+            async with session.begin():
+                yield session
+            if not reading:
+                await state.relay.kick_pending(session)
     finally:
         set_read_only(False)
 

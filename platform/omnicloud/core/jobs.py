@@ -12,7 +12,7 @@ logged. ``dedupe_key`` drops an enqueue while a job with the same key is still w
 or delayed); the key is released when the job starts, so work that arrives during a run is
 picked up by the next one.
 
-Redis layout (prefix ``namespace``, default ``omnicloud:jobs``): ``ready`` is a list; a worker
+Redis layout (prefix ``namespace``, default ``<redis_prefix>:jobs``): ``ready`` is a list; a worker
 moves a job atomically with ``BLMOVE`` to its own ``processing:<worker>`` list and removes it
 (the ack) when the job has finished or its retry is scheduled. Each worker refreshes
 ``alive:<worker>`` (a key with a TTL); a worker whose key expired is dead, and any live worker
@@ -90,17 +90,14 @@ class JobQueue(ABC):
         delay: float = 0.0,
     ) -> bool:
         """Queue a job; ``False`` when a waiting job already holds ``dedupe_key``."""
-        raise NotImplementedError
 
     @abstractmethod
     async def start(self) -> None:
         """Start the workers of this process."""
-        raise NotImplementedError
 
     @abstractmethod
     async def stop(self) -> None:
         """Stop the workers; unfinished work stays recoverable."""
-        raise NotImplementedError
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds before retry number ``attempt`` (1-based): exponential, capped, jittered."""
@@ -144,7 +141,7 @@ class JobQueue(ABC):
 
     @abstractmethod
     async def _schedule_retry(self, job: Job, delay: float) -> None:
-        raise NotImplementedError
+        """Run ``job`` again after ``delay`` seconds."""
 
     async def _dead_letter(self, job: Job, reason: str) -> None:
         return None
@@ -446,12 +443,14 @@ class RedisQueue(JobQueue):
         await self.blocking.aclose()
 
 
-def make_queue(settings: Any, redis: Any, *, namespace: str = "omnicloud:jobs", **kw: Any) -> JobQueue:
-    """The Redis queue when Redis is configured, else the in-process queue."""
+def make_queue(settings: Any, redis: Any, *, namespace: str | None = None, **kw: Any) -> JobQueue:
+    """The Redis queue when Redis is configured, else the in-process queue. Redis keys live
+    under ``namespace``, by default ``<OMNICLOUD_REDIS_PREFIX>:jobs``."""
     if redis is None or not settings.redis_url:
         return InProcessQueue(**kw)
     import redis.asyncio as aioredis
 
+    namespace = namespace or f"{getattr(settings, 'redis_prefix', 'omnicloud')}:jobs"
     block = float(kw.pop("block_seconds", 1.0))
     blocking = aioredis.from_url(settings.redis_url, socket_connect_timeout=0.5, socket_timeout=block + 5)
     return RedisQueue(redis, blocking, namespace=namespace, block_seconds=block, **kw)

@@ -6,7 +6,7 @@ unrelayed events in id order, a batch per transaction: it adds a webhook deliver
 matching active subscription and stamps ``relayed_at``, so each event is relayed exactly
 once. After the batch commits it calls ``after_event`` on the tenant's enabled plugins (each
 plugin on its own; an error is logged and never stops the relay), publishes each event on
-``omnicloud:<tenant>:events`` when Redis is configured (best effort), and queues a
+``<redis_prefix>:<tenant>:events`` when Redis is configured (best effort), and queues a
 ``webhooks.deliver`` job for every due delivery.
 
 Hooks run after the batch commits rather than inside its transaction because on SQLite that
@@ -59,8 +59,9 @@ DELIVER_JOB = "webhooks.deliver"
 __all__ = ["DELIVER_JOB", "RELAY_JOB", "Event", "Relay", "events_channel"]
 
 
-def events_channel(tenant_id: UUID) -> str:
-    return f"omnicloud:{tenant_id}:events"
+def events_channel(tenant_id: UUID, prefix: str = "omnicloud") -> str:
+    """The pub/sub channel of a tenant's events (``prefix`` is ``OMNICLOUD_REDIS_PREFIX``)."""
+    return f"{prefix}:{tenant_id}:events"
 
 
 def _lock_key(tenant_id: UUID) -> int:
@@ -178,7 +179,8 @@ class Relay:
         if self.redis is None:
             return
         try:
-            await self.redis.publish(events_channel(event.tenant_id), msgspec.json.encode(event))
+            prefix = getattr(self.settings, "redis_prefix", "omnicloud")
+            await self.redis.publish(events_channel(event.tenant_id, prefix), msgspec.json.encode(event))
         except Exception as exc:
             log.debug("pub/sub publish skipped: %s", type(exc).__name__)
 
