@@ -18,6 +18,7 @@ from sqlalchemy import text
 from omnicloud import __version__
 from omnicloud import models as _models  # noqa: F401  (complete metadata)
 from omnicloud.admin.api import AuditController, PluginsController
+from omnicloud.core.cache import BUS
 from omnicloud.core.db import Database
 from omnicloud.core.deps import DEPENDENCIES
 from omnicloud.core.errors import NotFound, Problem
@@ -137,13 +138,17 @@ def create_app(
     async def authenticate(raw: str, path: str) -> Any:
         return await authenticate_raw(state, raw, path)
 
+    BUS.configure(redis, settings.redis_prefix)
+
     async def on_startup() -> None:
+        await BUS.start()
         await queue.start()
         await relay.start()
 
     async def on_shutdown() -> None:
         await relay.stop()
         await queue.stop()
+        await BUS.stop()
         await db.dispose()
         if redis is not None:
             await redis.aclose()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicloud.admin.schemas import AuditOut, PluginOut
-from omnicloud.core import audit
+from omnicloud.core import audit, cache
 from omnicloud.core.errors import NotFound, PreconditionFailed, invalid
 from omnicloud.core.models import AuditEntry, TenantPlugin
 from omnicloud.core.paging import paged_query, split_page
@@ -43,6 +43,7 @@ class EnabledCache:
 
 
 ENABLED_CACHE = EnabledCache()
+cache.on_tenant_change(ENABLED_CACHE.forget)
 
 
 async def enabled_plugins(session: AsyncSession) -> dict[str, dict[str, Any]]:
@@ -109,6 +110,7 @@ async def enable_plugin(
         session, "enable", "plugin", name, before=before, after={"enabled": True, "settings": settings}
     )
     ENABLED_CACHE.forget(tid)
+    cache.tenant_changed(session, tid)
     return row
 
 
@@ -131,6 +133,7 @@ async def disable_plugin(
         await await_me_maybe(result)
     audit.record(session, "disable", "plugin", name, before={"enabled": True}, after={"enabled": False})
     ENABLED_CACHE.forget(tid)
+    cache.tenant_changed(session, tid)
     return row
 
 

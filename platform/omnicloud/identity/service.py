@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnicloud.core import audit
+from omnicloud.core import audit, cache
 from omnicloud.core.db import Database, utcnow
 from omnicloud.core.errors import Conflict, Forbidden, NotFound, Unauthorized, invalid
 from omnicloud.core.ids import new_id
@@ -157,6 +157,7 @@ async def update_user(session: AsyncSession, user_id: UUID, data: UserPatch, act
             raise Forbidden("you cannot disable yourself", code="own_status")
         user.status = data.status
     await session.flush()
+    cache.tenant_changed(session, user.tenant_id)  # a new role or status must reach every process
     audit.record(
         session,
         "update",
@@ -250,6 +251,7 @@ async def revoke_key(session: AsyncSession, key_id: UUID, actor: Principal) -> A
         await session.flush()
         audit.record(session, "revoke", "api_key", key.id)
     AUTH_CACHE.forget(key.id)
+    cache.tenant_changed(session, key.tenant_id)
     return key_out(key)
 
 
@@ -312,6 +314,7 @@ class AuthCache:
 
 
 AUTH_CACHE = AuthCache()
+cache.on_tenant_change(AUTH_CACHE.forget_tenant)
 
 
 async def authenticate(db: Database, parsed: ParsedKey, extra_permissions: dict[str, str]) -> Principal:

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omnicloud.core import cache
 from omnicloud.core.db import Base, TenantOwned, utcnow
 from omnicloud.core.errors import Conflict, NotFound, invalid
 from omnicloud.core.paging import paged_query, split_page
@@ -136,6 +137,7 @@ async def _set_status(
     tenant.deleted_at = utcnow() if status == "deleted" else None
     await session.flush()
     AUTH_CACHE.forget_tenant(tenant.id)
+    cache.tenant_changed(session, tenant.id)
     return tenant_out(tenant)
 
 
