@@ -41,3 +41,13 @@ async def test_suspended_tenant_gets_403_with_reason(client, tenant_a):
     assert "invoice overdue" in r.json()["detail"] and r.json()["code"] == "tenant_suspended"
     await client.post(f"/api/v1/operator/tenants/{tenant_a.slug}/resume", headers=OPERATOR)
     assert (await client.get("/api/v1/me", headers=tenant_a.auth)).status_code == 200
+
+
+async def test_operator_reads_a_tenants_plugins(client):
+    from tests.fixtures import make_tenant
+
+    tenant = await make_tenant(client, plugins={"industry_jewelry": {}})
+    for _ in range(3):  # reads reuse pooled connections that served other tenants
+        r = await client.get(f"/api/v1/operator/tenants/{tenant.slug}", headers=OPERATOR)
+        assert r.json()["plugins"] == ["industry_jewelry"]
+        assert (await client.get("/api/v1/me", headers=tenant.auth)).status_code == 200

@@ -209,9 +209,13 @@ def _stamp_tenant(session: Session, flush_context: Any, instances: Any) -> None:
 
 @event.listens_for(TenantSession, "after_begin")
 def _set_rls_tenant(session: Session, transaction: Any, connection: Connection) -> None:
-    if connection.dialect.name != "postgresql":
-        return
-    tid = str(current_tenant() or "")
+    if connection.dialect.name == "postgresql":
+        bind_rls_tenant(connection, current_tenant())
+
+
+def bind_rls_tenant(connection: Connection, tenant_id: UUID | None) -> None:
+    """Tell PostgreSQL's row-level security which tenant this connection works for."""
+    tid = str(tenant_id or "")
     if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
         # A real transaction: the setting lasts until it ends, whatever the connection did before.
         connection.execute(text("select set_config('app.tenant_id', :tid, true)"), {"tid": tid})
@@ -222,6 +226,13 @@ def _set_rls_tenant(session: Session, transaction: Any, connection: Connection) 
     if connection.info.get(_SESSION_TENANT) != tid:
         connection.execute(text("select set_config('app.tenant_id', :tid, false)"), {"tid": tid})
         connection.info[_SESSION_TENANT] = tid
+
+
+async def switch_rls_tenant(session: AsyncSession, tenant_id: UUID | None) -> None:
+    """Re-bind row-level security mid-session (operator services moving between tenants)."""
+    if session.bind.dialect.name == "postgresql":
+        connection = await session.connection()
+        await connection.run_sync(lambda c: bind_rls_tenant(c, tenant_id))
 
 
 _SESSION_TENANT = "omnicloud_session_tenant"

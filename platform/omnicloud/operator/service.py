@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicloud.core import cache
-from omnicloud.core.db import Base, TenantOwned, utcnow
+from omnicloud.core.db import Base, TenantOwned, switch_rls_tenant, utcnow
 from omnicloud.core.errors import Conflict, NotFound, invalid
 from omnicloud.core.paging import paged_query, split_page
 from omnicloud.core.tenancy import current_tenant, tenant_scope
@@ -29,20 +29,12 @@ async def within_tenant(session: AsyncSession, tenant_id: UUID) -> AsyncIterator
     """
     previous = current_tenant()
     with tenant_scope(tenant_id):
-        await _set_db_tenant(session, tenant_id)
+        await switch_rls_tenant(session, tenant_id)
         try:
             yield
             await session.flush()
         finally:
-            await _set_db_tenant(session, previous)
-
-
-async def _set_db_tenant(session: AsyncSession, tenant_id: UUID | None) -> None:
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(
-            text("select set_config('app.tenant_id', :tid, true)"),
-            {"tid": str(tenant_id) if tenant_id else ""},
-        )
+            await switch_rls_tenant(session, previous)
 
 
 async def tenant_state(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
