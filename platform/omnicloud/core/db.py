@@ -282,6 +282,7 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA cache_size=-32000")  # 32 MB of pages per connection
         cur.close()
 
     @event.listens_for(sync, "begin")
