@@ -112,8 +112,11 @@ def db_upgrade(settings: Settings, target: str) -> None:
     """Upgrade the platform and every plugin branch (default: all heads)."""
     from omnicloud import migrations
 
+    from rich.console import Console
+
     plugins = _plugins(settings)
-    run(_with_db(settings, lambda d: migrations.upgrade(d.engine, plugins, target)))
+    with Console(stderr=True).status(f"upgrading to {target}"):
+        run(_with_db(settings, lambda d: migrations.upgrade(d.engine, plugins, target)))
     click.echo(f"upgraded to {target}")
 
 
