@@ -110,9 +110,9 @@ def db() -> None:
 @click.pass_obj
 def db_upgrade(settings: Settings, target: str) -> None:
     """Upgrade the platform and every plugin branch (default: all heads)."""
-    from omnicloud import migrations
-
     from rich.console import Console
+
+    from omnicloud import migrations
 
     plugins = _plugins(settings)
     with Console(stderr=True).status(f"upgrading to {target}"):

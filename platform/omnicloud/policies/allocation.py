@@ -17,8 +17,8 @@ def allocate(total: Decimal, weights: list[Decimal]) -> list[Decimal]:
     A share never exceeds its weight when ``total`` ≤ Σweights, which makes this safe for
     spreading a discount over payable amounts without pushing a line below zero.
     """
-    if total < 0:
-        raise ValueError("total must not be negative")
+    if total < 0 or total != total.quantize(CENT):
+        raise ValueError("total must be a non-negative whole number of cents")
     if any(w < 0 for w in weights):
         raise ValueError("weights must not be negative")
     total_cents = _cents(total)

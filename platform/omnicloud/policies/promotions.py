@@ -1,0 +1,549 @@
+"""Promotion engine: prices a whole basket in one pass through the stages of DOMAIN §2.
+
+Stages run item → bundle → order → coupon; each stage's threshold base is the amount left after the
+previous stages. Every discount is allocated to lines (stored per line per promotion for refunds) and
+explained. Lines are processed in line-id order, so reordering the input changes nothing.
+"""
+
+import itertools
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from omnicloud.core.money import round_money
+from omnicloud.policies.allocation import allocate
+
+Stage = Literal["item", "bundle", "order", "coupon"]
+MutexStrategy = Literal["priority_first", "best_for_customer", "stack_all"]
+
+ZERO = Decimal("0.00")
+STAGES: tuple[Stage, ...] = ("item", "bundle", "order", "coupon")
+MAX_COMBINATIONS = 64
+
+
+class Line(msgspec.Struct, frozen=True, kw_only=True):
+    """A basket line. ``addon_of`` names the add-on promotion (加价购) the line was bought under."""
+
+    line_id: str
+    sku_id: str
+    quantity: int
+    unit_price: Decimal
+    category_id: str | None = None
+    addon_of: str | None = None
+
+
+class Scope(msgspec.Struct, frozen=True, kw_only=True):
+    """Empty scope means every line; otherwise a line matches by sku id or category id."""
+
+    sku_ids: frozenset[str] = frozenset()
+    category_ids: frozenset[str] = frozenset()
+
+    def matches(self, line: Line) -> bool:
+        if not self.sku_ids and not self.category_ids:
+            return True
+        return line.sku_id in self.sku_ids or (
+            line.category_id is not None and line.category_id in self.category_ids
+        )
+
+
+class _Promotion(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    promotion_id: str
+    name: str = ""
+    priority: int = 0
+    scope: Scope = Scope()
+    mutex_group: str | None = None
+    mutex_strategy: MutexStrategy = "priority_first"
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return (self.valid_from is None or self.valid_from <= now) and (
+            self.valid_to is None or now < self.valid_to
+        )
+
+
+class StraightDiscount(_Promotion, frozen=True, kw_only=True, tag="straight_discount"):
+    """Item level: ``off_ratio`` of the unit price (0.2 = 20 % off) or ``amount_off`` per unit."""
+
+    off_ratio: Decimal | None = None
+    amount_off: Decimal | None = None
+
+
+class FixedPrice(_Promotion, frozen=True, kw_only=True, tag="fixed_price"):
+    """Item level (一口价): the unit price becomes ``price`` when that is lower."""
+
+    price: Decimal
+
+
+class NthItem(_Promotion, frozen=True, kw_only=True, tag="nth_item"):
+    """Item level (第N件): every ``n``-th eligible unit gets ``off_ratio`` off, cheapest units first."""
+
+    n: int
+    off_ratio: Decimal
+
+
+class BundleComponent(msgspec.Struct, frozen=True, kw_only=True):
+    sku_id: str
+    quantity: int = 1
+
+
+class Bundle(_Promotion, frozen=True, kw_only=True, tag="bundle"):
+    """Bundle stage (组合/套餐): each complete set of components sells for ``set_price``."""
+
+    components: list[BundleComponent]
+    set_price: Decimal
+
+
+class ReductionTier(msgspec.Struct, frozen=True, kw_only=True):
+    threshold: Decimal
+    amount: Decimal
+
+
+class FullReduction(_Promotion, frozen=True, kw_only=True, tag="full_reduction"):
+    """Order level (满减): the highest reached tier, or with ``cumulative`` (每满) the single tier for
+    every full threshold, capped by ``max_amount``."""
+
+    tiers: list[ReductionTier]
+    cumulative: bool = False
+    max_amount: Decimal | None = None
+
+
+class DiscountTier(msgspec.Struct, frozen=True, kw_only=True):
+    threshold: Decimal
+    off_ratio: Decimal
+
+
+class FullDiscount(_Promotion, frozen=True, kw_only=True, tag="full_discount"):
+    """Order level (满折): the highest reached tier's ``off_ratio`` on the eligible amount."""
+
+    tiers: list[DiscountTier]
+
+
+class BuyXGetY(_Promotion, frozen=True, kw_only=True, tag="buy_x_get_y"):
+    """Order level (买赠): for every ``buy_quantity`` eligible units, ``get_quantity`` of ``gift_sku_id``
+    as a zero-price gift line; without a gift sku the cheapest eligible units are free instead."""
+
+    buy_quantity: int
+    get_quantity: int
+    gift_sku_id: str | None = None
+
+
+class AddOnPurchase(_Promotion, frozen=True, kw_only=True, tag="add_on"):
+    """Order level (加价购): once the eligible basket reaches ``threshold``, lines bought under this
+    promotion cost ``addon_price`` per unit for up to ``max_quantity`` units."""
+
+    threshold: Decimal
+    addon_price: Decimal
+    max_quantity: int = 1
+
+
+Promotion = (
+    StraightDiscount | FixedPrice | NthItem | Bundle | FullReduction | FullDiscount | BuyXGetY | AddOnPurchase
+)
+
+
+class Coupon(msgspec.Struct, frozen=True, kw_only=True):
+    """Coupon stage: ``amount`` off once the eligible remaining amount reaches ``threshold``."""
+
+    coupon_id: str
+    threshold: Decimal
+    amount: Decimal
+    scope: Scope = Scope()
+
+
+class Allocation(msgspec.Struct, frozen=True, kw_only=True):
+    promotion_id: str
+    stage: Stage
+    amount: Decimal
+
+
+class LineResult(msgspec.Struct, frozen=True, kw_only=True):
+    line_id: str
+    sku_id: str
+    quantity: int
+    gross: Decimal
+    payable: Decimal
+    is_gift: bool = False
+    allocations: list[Allocation] = []
+
+
+class StageTotal(msgspec.Struct, frozen=True, kw_only=True):
+    stage: Stage
+    base: Decimal
+    discount: Decimal
+    after: Decimal
+
+
+class AppliedPromotion(msgspec.Struct, frozen=True, kw_only=True):
+    promotion_id: str
+    stage: Stage
+    discount: Decimal
+    explanation: str
+
+
+class PromotionResult(msgspec.Struct, frozen=True, kw_only=True):
+    lines: list[LineResult]
+    gift_lines: list[LineResult]
+    stage_totals: list[StageTotal]
+    applied: list[AppliedPromotion]
+    gross: Decimal
+    discount: Decimal
+    payable: Decimal
+    explanations: list[str]
+
+
+def _stage_of(promotion: Promotion) -> Stage:
+    if isinstance(promotion, StraightDiscount | FixedPrice | NthItem):
+        return "item"
+    if isinstance(promotion, Bundle):
+        return "bundle"
+    return "order"
+
+
+def validate_promotion(promotion: Promotion) -> None:
+    """Raise ValueError for a promotion the engine cannot apply."""
+    pid = promotion.promotion_id
+    if isinstance(promotion, StraightDiscount):
+        if (promotion.off_ratio is None) == (promotion.amount_off is None):
+            raise ValueError(f"{pid}: give exactly one of off_ratio and amount_off")
+        if promotion.off_ratio is not None and not (0 <= promotion.off_ratio <= 1):
+            raise ValueError(f"{pid}: off_ratio must lie between 0 and 1")
+        if promotion.amount_off is not None and promotion.amount_off < 0:
+            raise ValueError(f"{pid}: amount_off must not be negative")
+    elif isinstance(promotion, FixedPrice | AddOnPurchase):
+        price = promotion.price if isinstance(promotion, FixedPrice) else promotion.addon_price
+        if price < 0:
+            raise ValueError(f"{pid}: price must not be negative")
+    elif isinstance(promotion, NthItem):
+        if promotion.n < 1 or not (0 <= promotion.off_ratio <= 1):
+            raise ValueError(f"{pid}: n must be ≥ 1 and off_ratio between 0 and 1")
+    elif isinstance(promotion, Bundle):
+        if (
+            not promotion.components
+            or promotion.set_price < 0
+            or any(c.quantity < 1 for c in promotion.components)
+        ):
+            raise ValueError(f"{pid}: a bundle needs components with quantity ≥ 1 and a set price ≥ 0")
+    elif isinstance(promotion, FullReduction | FullDiscount):
+        thresholds = [t.threshold for t in promotion.tiers]
+        if not thresholds or thresholds != sorted(set(thresholds)) or thresholds[0] <= 0:
+            raise ValueError(f"{pid}: tiers need positive, strictly increasing thresholds")
+        if isinstance(promotion, FullReduction) and any(t.amount < 0 for t in promotion.tiers):
+            raise ValueError(f"{pid}: reduction amounts must not be negative")
+        if isinstance(promotion, FullDiscount) and any(not (0 <= t.off_ratio <= 1) for t in promotion.tiers):
+            raise ValueError(f"{pid}: off_ratio must lie between 0 and 1")
+    elif isinstance(promotion, BuyXGetY) and (promotion.buy_quantity < 1 or promotion.get_quantity < 1):
+        raise ValueError(f"{pid}: buy and get quantities must be ≥ 1")
+
+
+class _Basket:
+    """Mutable working state of one evaluation: current payable per line plus allocations."""
+
+    def __init__(self, lines: list[Line]) -> None:
+        self.lines = lines
+        self.payable: dict[str, Decimal] = {
+            ln.line_id: round_money(ln.unit_price * ln.quantity) for ln in lines
+        }
+        self.allocations: dict[str, list[Allocation]] = {ln.line_id: [] for ln in lines}
+        self.item_discounted: set[str] = set()
+        self.gifts: list[LineResult] = []
+        self.applied: list[AppliedPromotion] = []
+
+    def total(self) -> Decimal:
+        return sum(self.payable.values(), ZERO)
+
+    def eligible(self, scope: Scope) -> list[Line]:
+        """Lines in scope that still have something to pay; add-on lines never count."""
+        return [
+            ln
+            for ln in self.lines
+            if scope.matches(ln) and ln.addon_of is None and self.payable[ln.line_id] > 0
+        ]
+
+    def book(
+        self, promotion_id: str, stage: Stage, per_line: dict[str, Decimal], explanation: str
+    ) -> Decimal:
+        booked = ZERO
+        for line_id in sorted(per_line):
+            amount = per_line[line_id]
+            if amount <= 0:
+                continue
+            self.payable[line_id] -= amount
+            self.allocations[line_id].append(
+                Allocation(promotion_id=promotion_id, stage=stage, amount=amount)
+            )
+            booked += amount
+        if booked > 0:
+            self.applied.append(
+                AppliedPromotion(
+                    promotion_id=promotion_id, stage=stage, discount=booked, explanation=explanation
+                )
+            )
+        return booked
+
+    def spread(
+        self, promotion_id: str, stage: Stage, lines: list[Line], amount: Decimal, explanation: str
+    ) -> None:
+        """Allocate an order-level amount over ``lines`` in proportion to their current payable."""
+        weights = [self.payable[ln.line_id] for ln in lines]
+        amount = min(round_money(amount), sum(weights, ZERO))
+        if amount <= 0:
+            return
+        shares = allocate(amount, weights)
+        self.book(
+            promotion_id, stage, {ln.line_id: s for ln, s in zip(lines, shares, strict=True)}, explanation
+        )
+
+
+def _cheapest_units_discount(
+    basket: _Basket, lines: list[Line], count: int, off_ratio: Decimal
+) -> dict[str, Decimal]:
+    """Discount ``count`` of the cheapest units among ``lines`` by ``off_ratio`` of their unit price."""
+    per_line: dict[str, Decimal] = {}
+    for ln in sorted(lines, key=lambda ln: (basket.payable[ln.line_id] / ln.quantity, ln.line_id)):
+        if count <= 0:
+            break
+        units = min(count, ln.quantity)
+        count -= units
+        unit_off = round_money(basket.payable[ln.line_id] / ln.quantity * off_ratio)
+        per_line[ln.line_id] = min(unit_off * units, basket.payable[ln.line_id])
+    return per_line
+
+
+def _apply_item(basket: _Basket, promotion: StraightDiscount | FixedPrice | NthItem) -> None:
+    # No discount-on-discount: a line takes at most one item-level promotion.
+    lines = [ln for ln in basket.eligible(promotion.scope) if ln.line_id not in basket.item_discounted]
+    per_line: dict[str, Decimal] = {}
+    if isinstance(promotion, NthItem):
+        count = sum(ln.quantity for ln in lines) // promotion.n
+        per_line = _cheapest_units_discount(basket, lines, count, promotion.off_ratio)
+        text = f"each {promotion.n}-th unit {promotion.off_ratio:%} off, cheapest first"
+    else:
+        for ln in lines:
+            if isinstance(promotion, FixedPrice):
+                unit_off = max(ZERO, ln.unit_price - promotion.price)
+            elif promotion.off_ratio is not None:
+                unit_off = ln.unit_price * promotion.off_ratio
+            else:
+                unit_off = min(ln.unit_price, promotion.amount_off or ZERO)
+            per_line[ln.line_id] = min(round_money(unit_off * ln.quantity), basket.payable[ln.line_id])
+        text = (
+            f"fixed price {promotion.price}"
+            if isinstance(promotion, FixedPrice)
+            else f"{promotion.off_ratio:%} off"
+            if promotion.off_ratio is not None
+            else f"{promotion.amount_off} off per unit"
+        )
+    if basket.book(promotion.promotion_id, "item", per_line, f"{promotion.promotion_id}: {text}") > 0:
+        basket.item_discounted.update(lid for lid, v in per_line.items() if v > 0)
+
+
+def _apply_bundle(basket: _Basket, promotion: Bundle) -> None:
+    by_sku: dict[str, list[Line]] = {}
+    for ln in basket.eligible(Scope()):
+        by_sku.setdefault(ln.sku_id, []).append(ln)
+    sets = min(
+        sum(ln.quantity for ln in by_sku.get(c.sku_id, [])) // c.quantity for c in promotion.components
+    )
+    if sets == 0:
+        return
+    weights: dict[str, Decimal] = {}
+    for component in promotion.components:
+        needed = sets * component.quantity
+        for ln in by_sku[component.sku_id]:
+            take = min(needed, ln.quantity)
+            if take == 0:
+                break
+            weights[ln.line_id] = (
+                weights.get(ln.line_id, ZERO) + basket.payable[ln.line_id] * take / ln.quantity
+            )
+            needed -= take
+    weights = {lid: round_money(w) for lid, w in weights.items()}
+    discount = sum(weights.values(), ZERO) - round_money(promotion.set_price * sets)
+    if discount <= 0:
+        return
+    ids = sorted(weights)
+    shares = allocate(discount, [weights[i] for i in ids])
+    text = f"{promotion.promotion_id}: {sets} set(s) for {promotion.set_price} each, {discount} off"
+    basket.book(promotion.promotion_id, "bundle", dict(zip(ids, shares, strict=True)), text)
+
+
+def _apply_order(basket: _Basket, promotion: FullReduction | FullDiscount | BuyXGetY | AddOnPurchase) -> None:
+    lines = basket.eligible(promotion.scope)
+    base = sum((basket.payable[ln.line_id] for ln in lines), ZERO)
+    pid = promotion.promotion_id
+    if isinstance(promotion, FullReduction):
+        if promotion.cumulative:
+            tier = promotion.tiers[0]
+            amount = (base // tier.threshold) * tier.amount
+            text = f"{pid}: {tier.amount} off per full {tier.threshold} on {base}"
+        else:
+            reached = [t for t in promotion.tiers if t.threshold <= base]
+            amount = reached[-1].amount if reached else ZERO
+            text = f"{pid}: {amount} off for reaching {reached[-1].threshold if reached else '-'} on {base}"
+        if promotion.max_amount is not None:
+            amount = min(amount, promotion.max_amount)
+        basket.spread(pid, "order", lines, amount, text)
+    elif isinstance(promotion, FullDiscount):
+        reached_d = [t for t in promotion.tiers if t.threshold <= base]
+        if reached_d:
+            tier_d = reached_d[-1]
+            text = f"{pid}: {tier_d.off_ratio:%} off for reaching {tier_d.threshold} on {base}"
+            basket.spread(pid, "order", lines, base * tier_d.off_ratio, text)
+    elif isinstance(promotion, BuyXGetY):
+        units = sum(ln.quantity for ln in lines)
+        if promotion.gift_sku_id is None:
+            count = (units // (promotion.buy_quantity + promotion.get_quantity)) * promotion.get_quantity
+            per_line = _cheapest_units_discount(basket, lines, count, Decimal(1))
+            text = f"{pid}: buy {promotion.buy_quantity} get {promotion.get_quantity} free, cheapest units"
+            basket.book(pid, "order", per_line, text)
+        elif units >= promotion.buy_quantity:
+            quantity = (units // promotion.buy_quantity) * promotion.get_quantity
+            gift = LineResult(
+                line_id=f"gift:{pid}",
+                sku_id=promotion.gift_sku_id,
+                quantity=quantity,
+                gross=ZERO,
+                payable=ZERO,
+                is_gift=True,
+            )
+            basket.gifts.append(gift)
+            text = f"{pid}: {quantity} × {promotion.gift_sku_id} free for {units} eligible units"
+            basket.applied.append(
+                AppliedPromotion(promotion_id=pid, stage="order", discount=ZERO, explanation=text)
+            )
+    else:
+        addons = [ln for ln in basket.lines if ln.addon_of == pid and basket.payable[ln.line_id] > 0]
+        if base < promotion.threshold or not addons:
+            return
+        remaining = promotion.max_quantity
+        per_line: dict[str, Decimal] = {}
+        for ln in addons:
+            units_at_price = min(remaining, ln.quantity)
+            remaining -= units_at_price
+            off = max(ZERO, ln.unit_price - promotion.addon_price) * units_at_price
+            per_line[ln.line_id] = min(round_money(off), basket.payable[ln.line_id])
+        text = f"{pid}: add-on at {promotion.addon_price} for a basket of {base} ≥ {promotion.threshold}"
+        basket.book(pid, "order", per_line, text)
+
+
+def _apply_coupon(basket: _Basket, coupon: Coupon) -> None:
+    lines = basket.eligible(coupon.scope)
+    base = sum((basket.payable[ln.line_id] for ln in lines), ZERO)
+    if base < coupon.threshold or base <= 0:
+        return
+    amount = min(coupon.amount, base)
+    text = f"coupon {coupon.coupon_id}: {amount} off for reaching {coupon.threshold} on {base}"
+    basket.spread(coupon.coupon_id, "coupon", lines, amount, text)
+
+
+def _ranked(promotions: list[Promotion]) -> list[Promotion]:
+    return sorted(promotions, key=lambda p: (-p.priority, p.promotion_id))
+
+
+def _evaluate(lines: list[Line], chosen: list[Promotion], coupons: list[Coupon]) -> PromotionResult:
+    basket = _Basket(lines)
+    stage_totals: list[StageTotal] = []
+    for stage in STAGES:
+        base = basket.total()
+        if stage == "coupon":
+            for coupon in sorted(coupons, key=lambda c: c.coupon_id):
+                _apply_coupon(basket, coupon)
+        else:
+            for promotion in _ranked([p for p in chosen if _stage_of(p) == stage]):
+                if isinstance(promotion, StraightDiscount | FixedPrice | NthItem):
+                    _apply_item(basket, promotion)
+                elif isinstance(promotion, Bundle):
+                    _apply_bundle(basket, promotion)
+                else:
+                    _apply_order(basket, promotion)
+        after = basket.total()
+        stage_totals.append(StageTotal(stage=stage, base=base, discount=base - after, after=after))
+    results = [
+        LineResult(
+            line_id=ln.line_id,
+            sku_id=ln.sku_id,
+            quantity=ln.quantity,
+            gross=round_money(ln.unit_price * ln.quantity),
+            payable=basket.payable[ln.line_id],
+            allocations=basket.allocations[ln.line_id],
+        )
+        for ln in lines
+    ]
+    gross = sum((r.gross for r in results), ZERO)
+    payable = sum((r.payable for r in results), ZERO)
+    return PromotionResult(
+        lines=results,
+        gift_lines=basket.gifts,
+        stage_totals=stage_totals,
+        applied=basket.applied,
+        gross=gross,
+        discount=gross - payable,
+        payable=payable,
+        explanations=[a.explanation for a in basket.applied],
+    )
+
+
+def _priority_pick(
+    lines: list[Line], fixed: list[Promotion], members: list[Promotion], coupons: list[Coupon]
+) -> list[Promotion]:
+    """The highest-priority member that actually discounts something alongside the fixed set."""
+    for member in _ranked(members):
+        result = _evaluate(lines, [*fixed, member], coupons)
+        if any(a.promotion_id == member.promotion_id for a in result.applied):
+            return [member]
+    return []
+
+
+def apply_promotions(
+    lines: list[Line], promotions: list[Promotion], coupons: list[Coupon], now: datetime
+) -> PromotionResult:
+    """Price ``lines`` under the promotions active at ``now`` and the given coupons.
+
+    Ungrouped promotions always apply. In a mutex group the strategy of its highest-priority member
+    decides: ``stack_all`` applies every member, ``priority_first`` the highest-priority member that
+    discounts something, ``best_for_customer`` the choice (one member or none per group) with the
+    lowest payable, searching at most MAX_COMBINATIONS combinations after the priority-first choice.
+    Raises ValueError for malformed lines, promotions or coupons.
+    """
+    for line in lines:
+        if line.quantity < 1 or line.unit_price < 0:
+            raise ValueError(f"line {line.line_id}: quantity must be ≥ 1 and unit price ≥ 0")
+    if len({ln.line_id for ln in lines}) != len(lines):
+        raise ValueError("line ids must be unique")
+    for promotion in promotions:
+        validate_promotion(promotion)
+    for coupon in coupons:
+        if coupon.amount < 0 or coupon.threshold < 0:
+            raise ValueError(f"coupon {coupon.coupon_id}: amount and threshold must not be negative")
+    ordered = sorted(lines, key=lambda ln: ln.line_id)
+    active = [p for p in promotions if p.active(now)]
+    fixed: list[Promotion] = [p for p in active if p.mutex_group is None]
+    groups: dict[str, list[Promotion]] = {}
+    for p in active:
+        if p.mutex_group is not None:
+            groups.setdefault(p.mutex_group, []).append(p)
+    best_groups: list[list[Promotion]] = []
+    for name in sorted(groups):
+        members = groups[name]
+        strategy = _ranked(members)[0].mutex_strategy
+        if strategy == "stack_all":
+            fixed.extend(members)
+        elif strategy == "priority_first":
+            fixed.extend(_priority_pick(ordered, fixed, members, coupons))
+        else:
+            best_groups.append(_ranked(members))
+    if not best_groups:
+        return _evaluate(ordered, fixed, coupons)
+    # Evaluate the priority-first choice first so best_for_customer is never worse, even when capped.
+    first = [p for g in best_groups for p in _priority_pick(ordered, fixed, g, coupons)]
+    options = [[*([[m] for m in g]), []] for g in best_groups]
+    best = _evaluate(ordered, [*fixed, *first], coupons)
+    for combination in itertools.islice(itertools.product(*options), MAX_COMBINATIONS):
+        chosen = [p for choice in combination for p in choice]
+        result = _evaluate(ordered, [*fixed, *chosen], coupons)
+        if result.payable < best.payable:
+            best = result
+    return best
