@@ -180,7 +180,8 @@ async def provide_session(
     state: State, request: Request[Any, Any, Any]
 ) -> AsyncGenerator[AsyncSession, None]:
     """One transaction per request: committed when the handler returns, rolled back when it
-    raises. GET and HEAD requests run read-only transactions."""
+    raises. GET and HEAD requests only read: on PostgreSQL they run without a transaction (each
+    statement sees its own snapshot), so a GET handler must never write."""
     # Litestar may finish this generator in another context, so no context-manager reset here.
     reading = request.method in ("GET", "HEAD")
     set_read_only(reading)
