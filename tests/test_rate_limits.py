@@ -81,3 +81,20 @@ async def test_redis_outage_keeps_counting_locally():
         assert counter.hit(["k"], 1) == [expected]
         await counter.flush()
     await down.aclose()
+
+
+async def test_requests_work_while_redis_is_away(backend):
+    settings = msgspec.structs.replace(backend.settings, redis_url="redis://127.0.0.1:1/0")
+    app = create_app(settings, plugins=backend.plugins, db=Database(settings.database_url, pool_size=2))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            tenant = await make_tenant(client)
+            assert (await client.get("/api/v1/me", headers=tenant.auth)).status_code == 200
+            # A write that emits an event: the relay's job falls back to this process.
+            r = await client.post("/api/v1/units", headers=tenant.auth, json={"code": "pc", "name": "Piece"})
+            assert r.status_code == 201
+            ready = (await client.get("/readyz")).json()
+            assert ready["database"] == "ok" and ready["redis"].startswith("unavailable")
+    finally:
+        await app.state.db.dispose()
