@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import State
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 
 from omnicloud.catalog import service
@@ -43,37 +41,11 @@ from omnicloud.catalog.schemas import (
     UnitPage,
 )
 from omnicloud.core.deps import Caller, Cursor, Limit, Session, page_limit
-from omnicloud.core.errors import invalid
-from omnicloud.core.http import idempotent, if_match, requires
-
-CSV = "text/csv"
+from omnicloud.core.http import CSV, CsvUpload, idempotent, if_match, read_csv, requires
 
 Text = Annotated[str | None, QueryParameter(max_length=200, pattern=r"^[^\x00]*$")]
 """A free-text query parameter (PostgreSQL text cannot hold NUL)."""
 BarcodePath = Annotated[str, PathParameter(max_length=64, pattern=BARCODE_PATTERN)]
-
-# --- CSV plumbing shared with the channels routes -------------------------------------------
-
-
-@dataclass
-class CsvUpload(Operation):
-    """Documents a ``text/csv`` request body, which handlers read themselves."""
-
-    def __post_init__(self) -> None:
-        self.request_body = RequestBody(
-            content={CSV: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))},
-            required=True,
-            description="UTF-8 CSV with a header row, within the request body limit",
-        )
-
-
-async def read_csv(request: Request[Any, Any, Any]) -> str:
-    """The request body as text; the app's body limit (``max_body_bytes``) answers 413."""
-    raw = await request.body()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise invalid("body", "the CSV must be UTF-8 encoded") from None
 
 
 def with_etag(out: Any) -> Response[Any]:

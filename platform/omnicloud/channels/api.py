@@ -9,7 +9,7 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from omnicloud.catalog.api import CSV, CsvUpload, Text, read_csv
+from omnicloud.catalog.api import Text
 from omnicloud.catalog.schemas import ImportResult
 from omnicloud.channels import service
 from omnicloud.channels.schemas import (
@@ -26,7 +26,7 @@ from omnicloud.channels.schemas import (
     Status,
 )
 from omnicloud.core.deps import Caller, Cursor, Limit, Session, page_limit
-from omnicloud.core.http import idempotent, if_match, requires
+from omnicloud.core.http import CSV, CsvUpload, idempotent, if_match, read_csv, requires
 
 
 class SalesOrgController(Controller):

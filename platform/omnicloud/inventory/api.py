@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import State
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from omnicloud.core.deps import Caller, Cursor, Limit, Session, page_limit
-from omnicloud.core.errors import invalid
-from omnicloud.core.http import idempotent, requires
+from omnicloud.core.http import CsvUpload, idempotent, read_csv, requires
 from omnicloud.inventory import service
 from omnicloud.inventory.schemas import (
     CSV_COLUMNS,
@@ -57,18 +54,6 @@ MovementKind = Annotated[
 ExpiringBefore = Annotated[
     date | None, QueryParameter(name="expiring_before", description="Only lots expiring before this date")
 ]
-
-
-@dataclass
-class CsvUpload(Operation):
-    """Documents a ``text/csv`` request body, which the handler reads itself."""
-
-    def __post_init__(self) -> None:
-        self.request_body = RequestBody(
-            required=True,
-            description="Columns: " + ", ".join(CSV_COLUMNS),
-            content={"text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))},
-        )
 
 
 class WarehouseController(Controller):
@@ -376,6 +361,7 @@ class StockController(Controller):
         "/import",
         operation_id="importStock",
         summary="Set on-hand quantities from CSV (all-or-nothing, every bad row reported)",
+        description="Columns: " + ", ".join(CSV_COLUMNS),
         guards=WRITE,
         status_code=200,
         operation_class=CsvUpload,
@@ -383,10 +369,7 @@ class StockController(Controller):
     async def import_csv(
         self, request: Request[Any, Any, Any], session: Session, principal: Caller
     ) -> Response[ImportResult]:
-        try:
-            text = (await request.body()).decode("utf-8")
-        except UnicodeDecodeError:
-            raise invalid("body", "CSV must be UTF-8 encoded") from None
+        text = await read_csv(request)
         return await idempotent(
             request, session, lambda: service.import_stock(session, principal, text), status_code=200
         )
