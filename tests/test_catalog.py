@@ -482,3 +482,35 @@ async def test_upserts_are_idempotent(app, client):
     assert product["version"] == 1 and len(product["conversions"]) == 1  # the SKU changed, not the product
     zj = (await client.get("/api/v1/regions?q=zhe", headers=t.auth)).json()["items"][0]
     assert zj["parent_id"] is None and zj["path"] == f"/{zj['id']}/"
+
+
+async def test_product_pages_carry_every_conversion(client, tenant_a):
+    t = tenant_a
+    units = [
+        await post(client, t, "/api/v1/units", {"code": c, "name": c}) for c in ("btl", "case", "pallet")
+    ]
+    made = []
+    for i, conversions in enumerate(([], [("case", "6")], [("case", "12"), ("pallet", "480")])):
+        body = {
+            "code": f"conv{i}",
+            "name": f"Conv {i}",
+            "base_unit_id": units[0]["id"],
+            "conversions": [
+                {"unit_id": next(u["id"] for u in units if u["code"] == code), "factor": factor}
+                for code, factor in conversions
+            ],
+        }
+        made.append(await post(client, t, "/api/v1/products", body))
+    for limit in (1, 2, 50):
+        seen, cursor = [], None
+        while True:
+            params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+            page = (await client.get("/api/v1/products", headers=t.auth, params=params)).json()
+            assert len(page["items"]) <= limit
+            seen += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert [p["id"] for p in seen] == [p["id"] for p in made]
+        assert [p["conversions"] for p in seen] == [p["conversions"] for p in made]
+        assert [len(p["conversions"]) for p in seen] == [0, 1, 2]

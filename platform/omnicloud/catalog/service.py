@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from msgspec import UNSET, UnsetType
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -741,28 +741,27 @@ PRODUCT_COLUMNS = (
 )
 
 
-def _conversions_of(product_ids: Any) -> Select[Any]:
-    return (
-        select(UnitConversion.product_id, UnitConversion.unit_id, UnitConversion.factor)
-        .where(UnitConversion.product_id.in_(product_ids))
-        .order_by(UnitConversion.id)
-    )
-
-
 def _page_ids(after: bool) -> Select[Any]:
     stmt = select(Product.id).order_by(Product.id).limit(bindparam("page_size"))
     return stmt.where(Product.id > bindparam("after")) if after else stmt
 
 
-# An unfiltered page, and its conversions selected by the same page as a subquery (no id list
-# to expand), each built once.
-_PRODUCT_PAGE = {
-    after: select(*PRODUCT_COLUMNS).order_by(Product.id).limit(bindparam("page_size"))
-    for after in (False, True)
-}
-_PRODUCT_PAGE[True] = _PRODUCT_PAGE[True].where(Product.id > bindparam("after"))
-_PAGE_CONVERSIONS = {after: _conversions_of(_page_ids(after)) for after in (False, True)}
-_CONVERSIONS = _conversions_of(bindparam("ids", expanding=True))
+def _with_conversions(page_ids: Select[Any]) -> Select[Any]:
+    """A page of products with their conversions, in one statement (a product per conversion)."""
+    page = page_ids.subquery("page")
+    return (
+        select(*PRODUCT_COLUMNS, UnitConversion.unit_id, UnitConversion.factor)
+        .join(page, page.c.id == Product.id)
+        .outerjoin(
+            UnitConversion,
+            and_(UnitConversion.tenant_id == Product.tenant_id, UnitConversion.product_id == Product.id),
+        )
+        .order_by(Product.id, UnitConversion.id)
+    )
+
+
+# The unfiltered page, the hot path, built once: building a select costs more than running it.
+_PRODUCT_PAGE = {after: _with_conversions(_page_ids(after)) for after in (False, True)}
 
 
 async def list_products(
@@ -775,52 +774,57 @@ async def list_products(
     status: str | None = None,
     q: str | None = None,
 ) -> tuple[list[ProductOut], str | None]:
-    # The hot read path: columns straight into Structs, no ORM entities, and statements built
-    # once when no filter is given (building a select costs more than running it).
+    # The hot read path: columns straight into Structs, no ORM entities, one statement.
     after = decode_cursor(cursor)
-    unfiltered = category_id is None and brand_id is None and status is None and not q
-    params = {"after": after, "page_size": limit + 1}
-    if unfiltered:
-        result = await session.execute(_PRODUCT_PAGE[after is not None], params)
+    if category_id is None and brand_id is None and status is None and not q:
+        stmt = _PRODUCT_PAGE[after is not None]
     else:
-        stmt = select(*PRODUCT_COLUMNS)
+        ids = select(Product.id)
         if category_id is not None:
-            stmt = stmt.where(Product.category_id.in_(await category_with_descendants(session, category_id)))
+            ids = ids.where(Product.category_id.in_(await category_with_descendants(session, category_id)))
         if brand_id is not None:
-            stmt = stmt.where(Product.brand_id == brand_id)
+            ids = ids.where(Product.brand_id == brand_id)
         if status is not None:
-            stmt = stmt.where(Product.status == status)
+            ids = ids.where(Product.status == status)
         if q:
-            stmt = stmt.where(or_(contains_ci(Product.code, q), contains_ci(Product.name, q)))
-        result = await session.execute(paged_query(stmt, Product.id, cursor, limit))
-    rows, nxt = split_page(result.all(), limit)
-    conversions: dict[UUID, list[ConversionOut]] = {r[0]: [] for r in rows}
-    if rows:
-        conv = (
-            session.execute(_PAGE_CONVERSIONS[after is not None], params)
-            if unfiltered
-            else session.execute(_CONVERSIONS, {"ids": list(conversions)})
-        )
-        for product_id, unit_id, factor in await conv:
-            if product_id in conversions:  # the page query fetched one extra product
-                conversions[product_id].append(ConversionOut(unit_id=unit_id, factor=factor))
-    return [
-        ProductOut(
-            id=pid,
-            code=code,
-            name=name,
-            base_unit_id=unit,
-            brand_id=brand,
-            category_id=category,
-            description=description,
-            attributes=attributes,
-            status=state,
-            version=version,
-            created_at=created,
-            conversions=conversions[pid],
-        )
-        for pid, code, name, unit, brand, category, description, attributes, state, version, created in rows
-    ], nxt
+            ids = ids.where(or_(contains_ci(Product.code, q), contains_ci(Product.name, q)))
+        stmt = _with_conversions(paged_query(ids, Product.id, cursor, limit))
+    products: dict[UUID, ProductOut] = {}
+    rows = await session.execute(stmt, {"after": after, "page_size": limit + 1})
+    for (
+        pid,
+        code,
+        name,
+        unit,
+        brand,
+        category,
+        description,
+        attributes,
+        state,
+        version,
+        created,
+        conv_unit,
+        factor,
+    ) in rows:
+        product = products.get(pid)
+        if product is None:
+            product = products[pid] = ProductOut(
+                id=pid,
+                code=code,
+                name=name,
+                base_unit_id=unit,
+                brand_id=brand,
+                category_id=category,
+                description=description,
+                attributes=attributes,
+                status=state,
+                version=version,
+                created_at=created,
+                conversions=[],
+            )
+        if conv_unit is not None:
+            product.conversions.append(ConversionOut(unit_id=conv_unit, factor=factor))
+    return split_page(list(products.values()), limit)
 
 
 # --- SKUs -----------------------------------------------------------------------------------
