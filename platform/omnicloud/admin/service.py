@@ -65,13 +65,12 @@ async def enabled_plugin_names(session: AsyncSession) -> list[str]:
     return sorted(await enabled_plugins(session))
 
 
-def _require_installed(plugins: PluginManager, name: str, field: str = "plugin") -> None:
+def _require_installed(plugins: PluginManager, name: str, field: str | None = None) -> None:
+    """A plugin named in the URL is a 404; one named in a body (``field``) is a 422."""
     if name not in plugins.plugins:
-        raise (
-            NotFound(f"no installed plugin {name!r}", code="plugin_not_installed")
-            if field == "plugin"
-            else invalid(field, f"no installed plugin {name!r}")
-        )
+        if field is None:
+            raise NotFound(f"no installed plugin {name!r}", code="plugin_not_installed")
+        raise invalid(field, f"no installed plugin {name!r}")
 
 
 async def enable_plugin(
@@ -81,7 +80,7 @@ async def enable_plugin(
     raw: dict[str, Any],
     *,
     if_match: int | None = None,
-    field: str = "plugin",
+    field: str | None = None,
 ) -> TenantPlugin:
     """Enable (or re-configure) a plugin for the current tenant; runs its enable hook."""
     _require_installed(plugins, name, field)

@@ -84,6 +84,12 @@ async def dealer_scope_path(session: AsyncSession, principal: Principal) -> str 
     return path
 
 
+def subtree_ids(prefix: str) -> Select[tuple[UUID]]:
+    """The ids of the customers under a dealer-tree path prefix, as a subquery other domains
+    can filter by (one indexed prefix match instead of loading the subtree)."""
+    return select(Customer.id).where(Customer.path.startswith(prefix))
+
+
 def _in_scope(customer: Customer, scope: str | None) -> bool:
     return scope is None or customer.path.startswith(scope)
 

@@ -4,8 +4,8 @@ Layer 1 of tenant isolation lives here and works on both databases: every ORM SE
 and DELETE that touches a :class:`TenantOwned` entity gets ``tenant_id = :current`` added as
 a loader criterion, and every flush stamps and checks ``tenant_id``. With no tenant in
 context the guard raises instead of returning all rows. Layer 2, PostgreSQL row-level
-security, is set per transaction in :func:`_set_rls_tenant` and declared in migrations with
-:func:`rls_policy_sql`.
+security, is declared in each migration (ENABLE and FORCE with a ``tenant_isolation`` policy) and
+bound per transaction or connection in :func:`bind_rls_tenant`.
 """
 
 from __future__ import annotations
@@ -236,18 +236,6 @@ async def switch_rls_tenant(session: AsyncSession, tenant_id: UUID | None) -> No
 
 
 _SESSION_TENANT = "omnicloud_session_tenant"
-
-
-RLS_EXPR = "(tenant_id = (select nullif(current_setting('app.tenant_id', true), '')::uuid))"
-
-
-def rls_policy_sql(table: str) -> list[str]:
-    """DDL that puts a table under row-level security (used by migrations)."""
-    return [
-        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
-        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
-        f"CREATE POLICY tenant_isolation ON {table} USING {RLS_EXPR} WITH CHECK {RLS_EXPR}",
-    ]
 
 
 def app_role_sql(role: str, password: str | None = None) -> list[str]:

@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omnicloud.core.db import set_read_only
 from omnicloud.core.errors import (
     Forbidden,
-    NotFound,
     PreconditionRequired,
     Problem,
     Unauthorized,
@@ -301,12 +300,6 @@ def _json(status_code: int, result: Any) -> Response[bytes]:
     return Response(
         content=msgspec.json.encode(result), status_code=status_code, media_type="application/json"
     )
-
-
-def not_found_if_none(value: Any, what: str) -> Any:
-    if value is None:
-        raise NotFound(f"no such {what}")
-    return value
 
 
 # --- CSV uploads -----------------------------------------------------------------------------

@@ -29,14 +29,6 @@ def decode_cursor(cursor: str | None) -> UUID | None:
         raise invalid("cursor", "not a cursor this API issued") from None
 
 
-def clamp_limit(limit: int | None, default: int, maximum: int) -> int:
-    if limit is None:
-        return default
-    if limit < 1:
-        raise invalid("limit", "must be at least 1")
-    return min(limit, maximum)
-
-
 def paged_query(stmt: Any, id_column: Any, cursor: str | None, limit: int) -> Any:
     after = decode_cursor(cursor)
     if after is not None:

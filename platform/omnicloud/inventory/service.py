@@ -82,32 +82,15 @@ async def _owner_in_scope(session: AsyncSession, prefix: str, owner_id: UUID | N
     return bool(customer.path.startswith(prefix))
 
 
-async def _subtree_ids(session: AsyncSession, actor: Principal) -> set[UUID]:
-    """The dealer's customer and every customer below it."""
-    assert actor.customer_id is not None
-    ids: set[UUID] = set()
-    cursor: str | None = None
-    try:
-        while True:
-            page, cursor = await channels.list_subtree(session, actor.customer_id, actor, cursor, 1000)
-            ids.update(c.id for c in page)
-            if cursor is None:
-                return ids
-    except NotFound:  # the bound customer is gone: nothing is in scope
-        return set()
-
-
 async def visible_warehouse_ids(session: AsyncSession, actor: Principal | None) -> frozenset[UUID] | None:
-    """The warehouses a dealer user may see, or None for users who see them all."""
+    """The warehouses a dealer user may see (those owned by its subtree), or None for users
+    who see them all."""
     if actor is None or not actor.is_dealer:
         return None
-    owners = await _subtree_ids(session, actor)
-    if not owners:
-        return frozenset()
-    rows = await session.execute(
-        select(Warehouse.id, Warehouse.owner_customer_id).where(Warehouse.owner_customer_id.is_not(None))
-    )
-    return frozenset(wid for wid, owner in rows if owner in owners)
+    prefix = await channels.dealer_scope_path(session, actor)
+    assert prefix is not None
+    owned = select(Warehouse.id).where(Warehouse.owner_customer_id.in_(channels.subtree_ids(prefix)))
+    return frozenset((await session.scalars(owned)).all())
 
 
 async def _find_warehouse(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicloud.core import cache
 from omnicloud.core.db import Base, TenantOwned, switch_rls_tenant, utcnow
-from omnicloud.core.errors import Conflict, NotFound, invalid
+from omnicloud.core.errors import Conflict, NotFound
 from omnicloud.core.paging import paged_query, split_page
 from omnicloud.core.tenancy import current_tenant, tenant_scope
 from omnicloud.operator.models import Tenant
@@ -168,13 +168,6 @@ def _tenant_models() -> dict[str, type[TenantOwned]]:
     return {
         m.class_.__table__.name: m.class_ for m in Base.registry.mappers if issubclass(m.class_, TenantOwned)
     }
-
-
-def check_slug(slug: str) -> None:
-    import re
-
-    if not re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", slug) or len(slug) > 63:
-        raise invalid("slug", "lower-case letters, digits and dashes, starting with a letter")
 
 
 async def count_plugin_tenants(db: Any) -> dict[str, int]:
