@@ -5,8 +5,8 @@
 For each backend it measures, over real HTTP on 127.0.0.1 (uvicorn, one worker each):
 
 * ``ours``: ``GET /api/v1/products?limit=50`` with a tenant API key through the real app
-  (credential middleware, rate limiter, one transaction per request, tenant guard, RLS on
-  PostgreSQL, ORM, msgspec);
+  (credential middleware, rate limiter, permission guard, the tenant guard of a checked Core
+  select read outside a transaction, RLS on PostgreSQL, msgspec);
 * ``limit``: a minimal litestar endpoint that sends the same SQL through the raw driver
   (aiosqlite or asyncpg) and encodes the same 50 items with msgspec: no auth, no tenancy, no ORM;
 * ``bare``: a litestar endpoint that returns ours' response bytes from memory;
@@ -445,6 +445,7 @@ async def capture_ours(env: Env, database_url: str, plugins: Any) -> dict[str, A
     """One in-process request through the real app, recording the SQL it sends."""
     import httpx
     from sqlalchemy import event
+    from sqlalchemy.engine import Engine
 
     from omnicloud.app import create_app
 
@@ -454,13 +455,18 @@ async def capture_ours(env: Env, database_url: str, plugins: Any) -> dict[str, A
     def on_execute(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
         statements.append(" ".join(statement.split()))
 
-    engine = app.state.db.engine.sync_engine
+    db = app.state.db
+    engines = [db.engine.sync_engine]
+    if isinstance(db.reader.engine, Engine):  # SQLite reads through an engine of their own
+        engines.append(db.reader.engine)
     headers = {"Authorization": f"Bearer {env.api_key}"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as c:
         first = await c.get(PATH, headers=headers)  # fills the credential cache
-        event.listen(engine, "before_cursor_execute", on_execute)
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", on_execute)
         r = await c.get(PATH, headers=headers)
-        event.remove(engine, "before_cursor_execute", on_execute)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", on_execute)
     await app.state.db.dispose()
     if app.state.redis is not None:
         await app.state.redis.aclose()
@@ -725,6 +731,12 @@ async def _profile_backend(env: Env, plugins: Any, n: int) -> dict[str, Any]:
             async with state.db.sessions() as session, session.begin():
                 await session.connection()
 
+    async def service_page() -> None:
+        from omnicloud.catalog import service as catalog
+
+        with tenant_scope(tid):
+            await catalog.list_products(state.db.reader, None, PAGE)
+
     log(f"{env.backend}: CPU per call, in-process (best of 5 batches of {n // 5})")
     parts = {
         "ours_request": lambda: ok(app, PATH, auth),
@@ -734,6 +746,7 @@ async def _profile_backend(env: Env, plugins: Any, n: int) -> dict[str, Any]:
         "ours_me_auth_and_rate_limit_no_db": lambda: ok(app, "/api/v1/me", auth),
         "rate_limiter_check": limiter,
         "transaction_begin_set_tenant_commit": transaction,
+        "ours_catalog_service_only": service_page,
         "limit_handler_body_only": raw.page,
     }
     cpu_us: dict[str, float] = {}

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from omnicloud.core.money import round_money
 from omnicloud.policies.pricing import (
     AccessStep,
+    Floor,
     PriceEntry,
     PriceLine,
     PricingContext,
@@ -351,3 +353,101 @@ def test_prices_do_not_depend_on_order_of_entries_or_lines(entries, lines, data:
     assert [first[i] for i in order] == second
     assert all(p.amount is None or p.amount >= 0 for p in first)
     assert all(p.unit_price is None or p.unit_price >= 0 for p in first)
+
+
+# --- units: bands in the base unit, prices per line unit -----------------------------------------
+
+CASE = 12  # 1 case = 12 pieces
+
+
+def case_line(cases: str | int, factor: Decimal | int = CASE) -> PriceLine:
+    return PriceLine(sku_id="S1", uom="case", quantity=D(cases), base_quantity=D(cases) * factor)
+
+
+def test_case_line_matches_bands_in_pieces_and_is_priced_per_case() -> None:
+    entries = [
+        entry("c-low", "base", "60", uom="case", min_qty=D(1), max_qty=D(119)),
+        entry("c-high", "base", "55", uom="case", min_qty=D(120)),
+    ]
+    index = compile_index(entries, SEQUENCE)
+    ten, nine = price_order(index, C1, [case_line(10), case_line(9)])
+    assert (ten.unit_price, ten.amount) == (D("55"), D("550.00"))  # 120 pieces reach the 120+ band
+    assert ten.explanation is not None and ten.explanation.bands[0].quantity == D(120)
+    assert (nine.unit_price, nine.amount) == (D("60"), D("540.00"))  # 108 pieces
+
+
+def test_graduated_slices_in_pieces_convert_back_to_cases() -> None:
+    entries = [
+        entry("g-low", "base", "60", uom="case", min_qty=D(1), max_qty=D(120), mode="graduated"),
+        entry("g-high", "base", "54", uom="case", min_qty=D(121), mode="graduated"),
+    ]
+    priced = price_order(compile_index(entries, SEQUENCE), C1, [case_line(15)])[0]
+    assert priced.amount == D("870.00")  # 120 pieces = 10 cases × 60, 60 pieces = 5 cases × 54
+    assert priced.unit_price == D("58.00")
+    assert priced.explanation is not None
+    assert [(b.entry_id, b.quantity) for b in priced.explanation.bands] == [
+        ("g-low", D(120)),
+        ("g-high", D(60)),
+    ]
+
+
+def test_base_quantity_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="base_quantity"):
+        PriceLine(sku_id="S1", uom="case", quantity=D(1), base_quantity=D(0))
+
+
+def test_validate_rules_names_the_dimensions_at_fault() -> None:
+    conflicts = validate_rules(
+        [
+            entry("e-y", "level_region", "1", level="A"),
+            entry("e-z", "base", "1", channel="online", level="A"),
+        ],
+        SEQUENCE,
+    )
+    assert [(c.kind, c.fields) for c in conflicts] == [
+        ("missing_dimension", ("region_id",)),
+        ("extra_dimension", ("level", "channel")),
+    ]
+
+
+def test_floor_validity_is_inclusive() -> None:
+    floor = Floor(
+        id="f", price=D("85"), action="block", valid_from=date(2024, 1, 1), valid_to=date(2024, 1, 31)
+    )
+    assert floor.valid_on(date(2024, 1, 1)) and floor.valid_on(date(2024, 1, 31))
+    assert not floor.valid_on(date(2024, 2, 1))
+    assert Floor(id="g", price=D("85"), action="warn").valid_on(DAY)
+
+
+# Factors of the form 2^a × 5^b, so the quantity in cases is an exact decimal.
+factors = st.sampled_from([D(1), D(2), D(8), D("0.5"), D("2.5"), D("0.25")])
+
+
+@settings(max_examples=150, deadline=None)
+@given(ladder=ladders(), factor=factors, data=st.data())
+def test_graduated_and_all_units_agree_inside_a_single_band_in_any_unit(
+    ladder, factor: Decimal, data: st.DataObject
+) -> None:
+    cuts, band_prices = ladder
+    top = cuts[0] if cuts else 10_000
+    pieces = data.draw(st.decimals(min_value=1, max_value=top, places=3))
+    cases = pieces / factor
+    lines = [PriceLine(sku_id="S1", uom="pc", quantity=cases, base_quantity=pieces)]
+
+    def amount(mode: str) -> Decimal | None:
+        index = compile_index(ladder_entries(cuts, band_prices, mode), SEQUENCE)
+        return price_order(index, C1, lines)[0].amount
+
+    assert amount("graduated") == amount("all_units")
+    assert amount("all_units") == round_money(band_prices[0] * cases)
+
+
+@settings(max_examples=150, deadline=None)
+@given(entries=random_entries, quantities=st.lists(st.integers(1, 30), max_size=6), data=st.data())
+def test_converted_unit_prices_do_not_depend_on_the_order_of_entries(
+    entries, quantities: list[int], data: st.DataObject
+) -> None:
+    lines = [case_line(q, factor=4) for q in quantities]
+    shuffled = data.draw(st.permutations(entries))
+    first = price_order(compile_index(entries, SEQUENCE), C1, lines)
+    assert first == price_order(compile_index(shuffled, SEQUENCE), C1, lines)

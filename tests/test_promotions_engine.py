@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from omnicloud.policies.allocation import allocate
 from omnicloud.policies.promotions import (
+    PROMOTION_TYPES,
     AddOnPurchase,
+    Audience,
     Bundle,
     BundleComponent,
     BuyXGetY,
@@ -25,19 +27,27 @@ from omnicloud.policies.promotions import (
     MutexStrategy,
     NthItem,
     Promotion,
+    PromotionError,
     PromotionResult,
     ReductionTier,
     Scope,
     StraightDiscount,
     apply_promotions,
+    audience_matches,
+    rule_fields,
+    validate_promotion,
 )
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def line(line_id: str, price: str, quantity: int = 1, **kw: str) -> Line:
+def line(line_id: str, price: str, quantity: int | str = 1, **kw: str) -> Line:
     return Line(
-        line_id=line_id, sku_id=kw.pop("sku_id", line_id), quantity=quantity, unit_price=D(price), **kw
+        line_id=line_id,
+        sku_id=kw.pop("sku_id", line_id),
+        quantity=D(quantity),
+        unit_price=D(price),
+        **kw,
     )
 
 
@@ -274,9 +284,204 @@ def test_priority_first_skips_a_member_that_does_not_apply() -> None:
     assert apply_promotions([line("A", "200")], [high, *promos], [], NOW).payable == D(190)
 
 
+# --- whole units, brands, validation -------------------------------------------------------------
+
+
+def test_unit_count_promotions_count_whole_units() -> None:
+    nth = NthItem(promotion_id="half", n=2, off_ratio=D("0.5"))
+    # 2.5 kg at 100: two whole units, the second half price; the half kilogram pays in full.
+    assert apply_promotions([line("A", "100", "2.5")], [nth], [], NOW).payable == D(200)
+    assert apply_promotions([line("A", "100", "1.9")], [nth], [], NOW).payable == D(190)
+    free = BuyXGetY(promotion_id="f", buy_quantity=2, get_quantity=1)
+    assert apply_promotions([line("A", "10", "3.5")], [free], [], NOW).payable == D(25)
+    gift = BuyXGetY(promotion_id="g", buy_quantity=2, get_quantity=1, gift_sku_id="cup")
+    result = apply_promotions([line("A", "10", "5.99")], [gift], [], NOW)
+    assert [(g.quantity, g.is_gift) for g in result.gift_lines] == [(D(2), True)]
+    bundle = Bundle(promotion_id="set", components=[BundleComponent(sku_id=s) for s in "AB"], set_price=D(50))
+    result = apply_promotions([line("A", "40", "1.5"), line("B", "20", "0.5")], [bundle], [], NOW)
+    assert result.payable == D(70)  # B has no whole unit: no set
+
+
+def test_straight_discount_on_a_fractional_quantity() -> None:
+    pct = StraightDiscount(promotion_id="p", off_ratio=D("0.1"))
+    assert apply_promotions([line("A", "30", "1.25")], [pct], [], NOW).payable == D("33.75")
+
+
+def test_scope_matches_by_brand() -> None:
+    lines = [line("A", "100", brand_id="acme"), line("B", "100", brand_id="other"), line("C", "100")]
+    promo = StraightDiscount(promotion_id="p", amount_off=D(10), scope=Scope(brand_ids=frozenset({"acme"})))
+    assert payables(apply_promotions(lines, [promo], [], NOW)) == {"A": D(90), "B": D(100), "C": D(100)}
+
+
+def test_scope_matches_a_category_by_ancestor() -> None:
+    """A promotion on "drinks" reaches a line in "drinks / tea", not one in "food"."""
+    lines = [
+        line("A", "100", category_id="tea", category_ancestors=("drinks",)),
+        line("B", "100", category_id="bread", category_ancestors=("food",)),
+    ]
+    promo = StraightDiscount(
+        promotion_id="p", amount_off=D(10), scope=Scope(category_ids=frozenset({"drinks"}))
+    )
+    assert payables(apply_promotions(lines, [promo], [], NOW)) == {"A": D(90), "B": D(100)}
+
+
+def reduction(threshold: int, amount: int) -> ReductionTier:
+    return ReductionTier(threshold=D(threshold), amount=D(amount))
+
+
+@pytest.mark.parametrize(
+    ("promotion", "field"),
+    [
+        (StraightDiscount(promotion_id="x", off_ratio=D("1.5")), "off_ratio"),
+        (StraightDiscount(promotion_id="x", off_ratio=D("NaN")), "off_ratio"),
+        (StraightDiscount(promotion_id="x", amount_off=D(-1)), "amount_off"),
+        (FixedPrice(promotion_id="x", price=D("1e20")), "price"),
+        (NthItem(promotion_id="x", n=0, off_ratio=D("0.5")), "n"),
+        (Bundle(promotion_id="x", components=[], set_price=D(1)), "components"),
+        (
+            Bundle(
+                promotion_id="x",
+                components=[BundleComponent(sku_id="a"), BundleComponent(sku_id="a")],
+                set_price=D(1),
+            ),
+            "components[1].sku_id",
+        ),
+        (
+            Bundle(promotion_id="x", components=[BundleComponent(sku_id="a", quantity=0)], set_price=D(1)),
+            "components[0].quantity",
+        ),
+        (FullReduction(promotion_id="x", tiers=[]), "tiers"),
+        (
+            FullReduction(
+                promotion_id="x",
+                tiers=[
+                    ReductionTier(threshold=D(200), amount=D(9)),
+                    ReductionTier(threshold=D(100), amount=D(5)),
+                ],
+            ),
+            "tiers[1].threshold",
+        ),
+        (
+            FullReduction(
+                promotion_id="x",
+                cumulative=True,
+                tiers=[
+                    ReductionTier(threshold=D(1), amount=D(1)),
+                    ReductionTier(threshold=D(2), amount=D(1)),
+                ],
+            ),
+            "tiers",
+        ),
+        (
+            FullDiscount(promotion_id="x", tiers=[DiscountTier(threshold=D(9), off_ratio=D(2))]),
+            "tiers[0].off_ratio",
+        ),
+        (BuyXGetY(promotion_id="x", buy_quantity=1, get_quantity=0), "get_quantity"),
+        (AddOnPurchase(promotion_id="x", threshold=D(1), addon_price=D(1), max_quantity=0), "max_quantity"),
+        (
+            FixedPrice(
+                promotion_id="x",
+                price=D(1),
+                valid_from=NOW,
+                valid_to=datetime(2026, 1, 1, tzinfo=UTC),
+            ),
+            "valid_to",
+        ),
+    ],
+)
+def test_validation_names_the_field(promotion: Promotion, field: str) -> None:
+    with pytest.raises(PromotionError) as caught:
+        validate_promotion(promotion)
+    assert caught.value.field == field
+
+
+def test_every_type_has_a_tag_and_its_own_rule_fields() -> None:
+    assert set(PROMOTION_TYPES) == {
+        "straight_discount",
+        "fixed_price",
+        "nth_item",
+        "bundle",
+        "full_reduction",
+        "full_discount",
+        "buy_x_get_y",
+        "add_on",
+    }
+    assert rule_fields(FullReduction) == ("tiers", "cumulative", "max_amount")
+
+
+# --- audiences ----------------------------------------------------------------------------------
+
+BUYER: dict[str, Any] = {
+    "customer_id": "c1",
+    "customer_class": "ka",
+    "level": "A",
+    "region_path": ("shanghai", "east", "china"),
+    "channel": "b2b",
+    "store_id": None,
+}
+
+
+def test_empty_audience_is_everyone_and_regions_match_by_ancestor() -> None:
+    assert audience_matches(Audience(), **BUYER)
+    anonymous = {k: (() if k == "region_path" else None) for k in BUYER}
+    assert audience_matches(Audience(), **anonymous)
+    assert audience_matches(Audience(region_ids=frozenset({"east"})), **BUYER)
+    assert not audience_matches(Audience(region_ids=frozenset({"north"})), **BUYER)
+    assert not audience_matches(Audience(region_ids=frozenset({"east"})), **anonymous)
+    assert not audience_matches(Audience(store_ids=frozenset({"s1"})), **BUYER)
+    both = Audience(levels=frozenset({"A", "B"}), channels=frozenset({"pos"}))
+    assert not audience_matches(both, **BUYER)  # every restricted dimension must match
+    assert audience_matches(both, **{**BUYER, "channel": "pos"})
+
+
+AUDIENCE_FIELDS = {
+    "customer_ids": "customer_id",
+    "customer_classes": "customer_class",
+    "levels": "level",
+    "channels": "channel",
+    "store_ids": "store_id",
+}
+labels = st.frozensets(st.sampled_from(["c1", "ka", "A", "b2b", "s1", "x", "y"]), max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.builds(
+        Audience,
+        customer_ids=labels,
+        customer_classes=labels,
+        levels=labels,
+        region_ids=st.frozensets(st.sampled_from(["shanghai", "east", "china", "north"]), max_size=2),
+        channels=labels,
+        store_ids=labels,
+    ),
+    st.fixed_dictionaries(
+        {k: st.sampled_from(["c1", "ka", "A", "b2b", "s1", "x", None]) for k in AUDIENCE_FIELDS.values()}
+    ),
+    st.sampled_from([(), ("shanghai", "east", "china"), ("north",)]),
+)
+def test_audience_is_the_conjunction_of_its_dimensions(
+    audience: Audience, buyer: dict[str, str | None], region_path: tuple[str, ...]
+) -> None:
+    expected = all(
+        not getattr(audience, dim) or buyer[attr] in getattr(audience, dim)
+        for dim, attr in AUDIENCE_FIELDS.items()
+    ) and (not audience.region_ids or bool(audience.region_ids & set(region_path)))
+    assert audience_matches(audience, region_path=region_path, **buyer) is expected
+    # Clearing a dimension never shuts a buyer out.
+    if expected:
+        assert audience_matches(
+            msgspec.structs.replace(audience, levels=frozenset()), region_path=region_path, **buyer
+        )
+
+
 # --- invariants ---------------------------------------------------------------------------------
 
 prices = st.integers(min_value=0, max_value=50_000).map(lambda c: D(c) / 100)
+quantities = st.one_of(
+    st.integers(min_value=1, max_value=4).map(D),
+    st.integers(min_value=1, max_value=450).map(lambda q: D(q) / 100),
+)
 
 
 @st.composite
@@ -287,7 +492,8 @@ def baskets(draw: st.DrawFn) -> list[Line]:
             line_id=f"L{i}",
             sku_id=draw(st.sampled_from(["a", "b", "c"])),
             category_id=draw(st.sampled_from(["x", "y", None])),
-            quantity=draw(st.integers(min_value=1, max_value=4)),
+            brand_id=draw(st.sampled_from(["m", None])),
+            quantity=draw(quantities),
             unit_price=draw(prices),
         )
         for i in range(count)
@@ -303,7 +509,12 @@ def promotion_sets(draw: st.DrawFn) -> list[Promotion]:
             "mutex_group": draw(st.sampled_from([None, "g1", "g2"])),
             "scope": draw(
                 st.sampled_from(
-                    [Scope(), Scope(sku_ids=frozenset({"a"})), Scope(category_ids=frozenset({"y"}))]
+                    [
+                        Scope(),
+                        Scope(sku_ids=frozenset({"a"})),
+                        Scope(category_ids=frozenset({"y"})),
+                        Scope(brand_ids=frozenset({"m"})),
+                    ]
                 )
             ),
         }
@@ -311,6 +522,7 @@ def promotion_sets(draw: st.DrawFn) -> list[Promotion]:
     threshold = draw(prices.map(lambda p: p + D(1)))
     candidates: list[Promotion] = [
         StraightDiscount(off_ratio=D("0.15"), **meta("pct")),
+        StraightDiscount(amount_off=draw(prices), **meta("off")),
         FixedPrice(price=draw(prices), **meta("fix")),
         NthItem(n=2, off_ratio=D("0.5"), **meta("nth")),
         Bundle(
@@ -326,6 +538,7 @@ def promotion_sets(draw: st.DrawFn) -> list[Promotion]:
         ),
         FullDiscount(tiers=[DiscountTier(threshold=threshold, off_ratio=D("0.1"))], **meta("fd")),
         BuyXGetY(buy_quantity=2, get_quantity=1, **meta("bxgy")),
+        BuyXGetY(buy_quantity=3, get_quantity=1, gift_sku_id="gift", **meta("gift")),
     ]
     return draw(st.lists(st.sampled_from(candidates), unique_by=lambda p: p.promotion_id, max_size=6))
 
@@ -333,12 +546,13 @@ def promotion_sets(draw: st.DrawFn) -> list[Promotion]:
 coupon_lists = st.lists(
     st.builds(
         Coupon,
-        coupon_id=st.sampled_from(["c1", "c2"]),
+        coupon_id=st.sampled_from(["c1", "c2", "c3"]),
         threshold=prices,
         amount=prices,
+        scope=st.sampled_from([Scope(), Scope(sku_ids=frozenset({"b"}))]),
     ),
     unique_by=lambda c: c.coupon_id,
-    max_size=2,
+    max_size=3,
 )
 
 
@@ -346,28 +560,52 @@ def with_strategy(promotions: list[Promotion], strategy: MutexStrategy) -> list[
     return [msgspec.structs.replace(p, mutex_strategy=strategy) for p in promotions]
 
 
-@settings(max_examples=150, deadline=None)
-@given(baskets(), promotion_sets(), coupon_lists, st.randoms(use_true_random=False))
-def test_engine_invariants(
-    lines: list[Line], promotions: list[Promotion], coupons: list[Coupon], rnd: Random
+PROPERTY = settings(max_examples=150, deadline=None)
+
+
+@PROPERTY
+@given(baskets(), promotion_sets(), coupon_lists)
+def test_allocations_sum_exactly(
+    lines: list[Line], promotions: list[Promotion], coupons: list[Coupon]
 ) -> None:
     result = apply_promotions(lines, promotions, coupons, NOW)
-    assert all(r.payable >= 0 for r in result.lines)
-    assert result.payable == sum((r.payable for r in result.lines), D(0))
     for r in result.lines:
         assert r.gross - sum((a.amount for a in r.allocations), D(0)) == r.payable
+        assert all(a.amount == a.amount.quantize(D("0.01")) for a in r.allocations)
     for applied in result.applied:
         booked = sum(
             (a.amount for r in result.lines for a in r.allocations if a.promotion_id == applied.promotion_id),
             D(0),
         )
         assert booked == applied.discount
-    shuffled = list(lines)
-    rnd.shuffle(shuffled)
-    assert apply_promotions(shuffled, promotions, coupons, NOW) == result
+    assert result.discount == sum((a.discount for a in result.applied), D(0))
+    assert result.payable == sum((r.payable for r in result.lines), D(0))
+    assert result.gross - result.discount == result.payable
+    assert sum((t.discount for t in result.stage_totals), D(0)) == result.discount
 
 
-@settings(max_examples=150, deadline=None)
+@PROPERTY
+@given(baskets(), promotion_sets(), coupon_lists)
+def test_no_line_is_negative(lines: list[Line], promotions: list[Promotion], coupons: list[Coupon]) -> None:
+    result = apply_promotions(lines, promotions, coupons, NOW)
+    assert all(r.payable >= 0 for r in result.lines)
+    assert all(a.amount > 0 for r in result.lines for a in r.allocations)
+    assert all(g.payable == 0 and g.is_gift for g in result.gift_lines)
+
+
+@PROPERTY
+@given(baskets(), promotion_sets(), coupon_lists, st.randoms(use_true_random=False))
+def test_result_is_invariant_under_reordering_of_lines(
+    lines: list[Line], promotions: list[Promotion], coupons: list[Coupon], rnd: Random
+) -> None:
+    result = apply_promotions(lines, promotions, coupons, NOW)
+    shuffled, promos, cps = list(lines), list(promotions), list(coupons)
+    for items in (shuffled, promos, cps):
+        rnd.shuffle(items)
+    assert apply_promotions(shuffled, promos, cps, NOW) == result
+
+
+@PROPERTY
 @given(baskets(), promotion_sets(), coupon_lists)
 def test_best_for_customer_never_worse_than_priority_first(
     lines: list[Line], promotions: list[Promotion], coupons: list[Coupon]
@@ -375,3 +613,25 @@ def test_best_for_customer_never_worse_than_priority_first(
     priority = apply_promotions(lines, with_strategy(promotions, "priority_first"), coupons, NOW)
     best = apply_promotions(lines, with_strategy(promotions, "best_for_customer"), coupons, NOW)
     assert best.payable <= priority.payable
+
+
+@PROPERTY
+@given(baskets(), promotion_sets(), coupon_lists)
+def test_a_coupon_never_exceeds_the_payable_amount(
+    lines: list[Line], promotions: list[Promotion], coupons: list[Coupon]
+) -> None:
+    result = apply_promotions(lines, promotions, coupons, NOW)
+    before = apply_promotions(lines, promotions, [], NOW)  # the payable the coupon stage starts from
+    payable_before = {r.line_id: r.payable for r in before.lines}
+    for coupon in coupons:
+        per_line = {
+            r.line_id: a.amount
+            for r in result.lines
+            for a in r.allocations
+            if a.promotion_id == coupon.coupon_id
+        }
+        assert sum(per_line.values(), D(0)) <= coupon.amount
+        assert all(amount <= payable_before[lid] for lid, amount in per_line.items())
+    coupon_stage = next(t for t in result.stage_totals if t.stage == "coupon")
+    assert coupon_stage.base == before.payable
+    assert coupon_stage.discount <= coupon_stage.base

@@ -18,10 +18,13 @@ from omnicloud.policies.offset import (
     settle,
 )
 from omnicloud.policies.rebates import (
+    CustomerScope,
+    ProductScope,
     RebatePolicy,
     RebatePolicyError,
     RebateTier,
     accrue,
+    breakdown,
     usable,
     validate_policy,
 )
@@ -92,6 +95,67 @@ money = st.integers(min_value=0, max_value=500_000_000).map(lambda c: D(c) / 100
 @given(money)
 def test_incremental_never_exceeds_retroactive(achieved: D) -> None:
     assert D(0) <= accrue(policy("incremental"), achieved) <= accrue(policy("retroactive"), achieved)
+
+
+def test_breakdown_shows_the_tier_and_slices_behind_each_accrual() -> None:
+    retro = breakdown(policy("retroactive"), D(1_100_000))
+    assert (retro.achievement_ratio, retro.reached_tier, retro.accrual) == (D("1.1"), TIERS[1], D(22_000))
+    assert [(s.achievement, s.base, s.rebate) for s in retro.slices] == [(D("1.0"), D(1_100_000), D(22_000))]
+    incremental = breakdown(policy("incremental"), D(1_300_000))
+    assert [(s.rate, s.base, s.rebate) for s in incremental.slices] == [
+        (D("0.01"), D(200_000), D(2_000)),
+        (D("0.02"), D(200_000), D(4_000)),
+        (D("0.03"), D(100_000), D(3_000)),
+    ]
+    assert incremental.reached_tier == TIERS[2] and incremental.accrual == D(9_000)
+    below = breakdown(policy("retroactive"), D("799999.99"))
+    assert (below.achievement_ratio, below.reached_tier, below.slices, below.accrual) == (
+        D("0.7999"),
+        None,
+        (),
+        0,
+    )
+    flat = breakdown(RebatePolicy(mode="flat", tiers=[RebateTier(achievement=D(0), rate=D("0.015"))]), D(100))
+    assert (flat.achievement_ratio, flat.accrual, len(flat.slices)) == (None, D("1.50"), 1)
+    capped = breakdown(policy("retroactive", cap=D(5_000)), D(1_100_000))
+    assert (capped.uncapped, capped.accrual, capped.capped) == (D(22_000), D(5_000), True)
+    assert not breakdown(policy("retroactive", cap=D(22_000)), D(1_100_000)).capped
+
+
+@settings(max_examples=200, deadline=None)
+@given(achieved=money, mode=st.sampled_from(["retroactive", "incremental"]), cap=st.none() | money)
+def test_breakdown_agrees_with_accrue(achieved: D, mode: str, cap: D | None) -> None:
+    p = policy(mode, cap=cap)
+    b = breakdown(p, achieved)
+    assert b.accrual == accrue(p, achieved)
+    assert b.accrual == (b.uncapped if cap is None else min(b.uncapped, cap))
+    assert b.capped == (cap is not None and b.uncapped > cap) or b.uncapped == cap
+    first = TIERS[0].achievement * p.target
+    covered = sum((s.base for s in b.slices), D(0))
+    if mode == "incremental":
+        assert covered == max(D(0), achieved - first)
+    else:
+        assert covered == (achieved if b.reached_tier else 0)
+
+
+def test_customer_scope_needs_every_list_that_is_set() -> None:
+    who = {"customer_id": "c1", "customer_class": "KA", "level": "A", "region_path": ("sh", "east")}
+    assert CustomerScope().covers(**who)
+    assert CustomerScope(customer_classes=frozenset({"KA"}), region_ids=frozenset({"east"})).covers(**who)
+    assert not CustomerScope(customer_classes=frozenset({"KA"}), levels=frozenset({"B"})).covers(**who)
+    assert not CustomerScope(region_ids=frozenset({"west"})).covers(**who)
+    assert not CustomerScope(customer_ids=frozenset({"c2"})).covers(**who)
+    assert not CustomerScope(customer_classes=frozenset({"KA"})).covers(**{**who, "customer_class": None})
+
+
+def test_product_scope_matches_categories_by_ancestor() -> None:
+    tea = {"sku_id": "a", "category_path": ("tea", "drink"), "brand_id": "br"}
+    assert ProductScope().covers(**tea)
+    assert ProductScope(category_ids=frozenset({"drink"})).covers(**tea)
+    assert not ProductScope(category_ids=frozenset({"food"})).covers(**tea)
+    assert not ProductScope(category_ids=frozenset({"drink"}), brand_ids=frozenset({"other"})).covers(**tea)
+    assert ProductScope(sku_ids=frozenset({"a"}), brand_ids=frozenset({"br"})).covers(**tea)
+    assert not ProductScope(brand_ids=frozenset({"br"})).covers(**{**tea, "brand_id": None})
 
 
 # --- expense pool -------------------------------------------------------------------------------

@@ -6,5 +6,8 @@ from omnicloud.core import models as core
 from omnicloud.identity import models as identity
 from omnicloud.inventory import models as inventory
 from omnicloud.operator import models as operator
+from omnicloud.policies.prices import models as prices
+from omnicloud.policies.promos import models as promos
+from omnicloud.policies.terms import models as terms
 
-__all__ = ["catalog", "channels", "core", "identity", "inventory", "operator"]
+__all__ = ["catalog", "channels", "core", "identity", "inventory", "operator", "prices", "promos", "terms"]

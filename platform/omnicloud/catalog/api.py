@@ -40,7 +40,7 @@ from omnicloud.catalog.schemas import (
     UnitOut,
     UnitPage,
 )
-from omnicloud.core.deps import Caller, Cursor, Limit, Session, page_limit
+from omnicloud.core.deps import Caller, Cursor, Limit, Reader, Session, page_limit
 from omnicloud.core.http import CSV, CsvUpload, idempotent, if_match, read_csv, requires
 
 Text = Annotated[str | None, QueryParameter(max_length=200, pattern=r"^[^\x00]*$")]
@@ -206,7 +206,7 @@ class ProductController(Controller):
     )
     async def list_products(
         self,
-        session: Session,
+        reader: Reader,
         state: State,
         category_id: FromQuery[UUID | None] = None,
         brand_id: FromQuery[UUID | None] = None,
@@ -216,7 +216,7 @@ class ProductController(Controller):
         cursor: Cursor = None,
     ) -> ProductPage:
         items, nxt = await service.list_products(
-            session,
+            reader,
             cursor,
             page_limit(state, limit),
             category_id=category_id,

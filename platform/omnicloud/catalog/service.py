@@ -8,11 +8,13 @@ records nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
+import msgspec
 from msgspec import UNSET, UnsetType
 from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -50,7 +52,7 @@ from omnicloud.catalog.schemas import (
 )
 from omnicloud.core import audit, events
 from omnicloud.core.csvio import RowError, parse_rows, raise_if_errors, to_csv
-from omnicloud.core.db import TenantOwned, is_unique_violation, utcnow
+from omnicloud.core.db import TENANT, TenantOwned, TenantQuery, TenantReader, is_unique_violation, utcnow
 from omnicloud.core.errors import Conflict, NotFound, PreconditionFailed, Problem, Unprocessable, invalid
 from omnicloud.core.ids import new_id
 from omnicloud.core.money import round_money
@@ -375,21 +377,6 @@ async def list_categories(
         stmt = stmt.where(or_(contains_ci(Category.code, q), contains_ci(Category.name, q)))
     items, nxt = await _page(session, stmt, Category.id, cursor, limit)
     return [category_out(c) for c in items], nxt
-
-
-async def category_with_descendants(session: AsyncSession, category_id: UUID) -> list[UUID]:
-    rows = (await session.execute(select(Category.id, Category.parent_id))).all()
-    children: dict[UUID | None, list[UUID]] = {}
-    for cid, pid in rows:
-        children.setdefault(pid, []).append(cid)
-    out, todo = [], [category_id]
-    while todo:
-        node = todo.pop()
-        if node in out:
-            continue
-        out.append(node)
-        todo.extend(children.get(node, []))
-    return out
 
 
 # --- regions (materialised path) ------------------------------------------------------------
@@ -741,31 +728,69 @@ PRODUCT_COLUMNS = (
 )
 
 
-def _page_ids(after: bool) -> Select[Any]:
-    stmt = select(Product.id).order_by(Product.id).limit(bindparam("page_size"))
-    return stmt.where(Product.id > bindparam("after")) if after else stmt
+# Each filter of the product list, on a parameter of the same name: with the filters as
+# parameters, a page needs only as many statements as there are combinations of filters.
+_PRODUCT_FILTERS = {
+    "categories": Product.category_id.in_(bindparam("categories", expanding=True)),
+    "brand_id": Product.brand_id == bindparam("brand_id"),
+    "status": Product.status == bindparam("status"),
+    "q": or_(
+        func.lower(Product.code).contains(bindparam("q"), escape="/"),
+        func.lower(Product.name).contains(bindparam("q"), escape="/"),
+    ),
+}
 
 
-def _with_conversions(page_ids: Select[Any]) -> Select[Any]:
-    """A page of products with their conversions, in one statement (a product per conversion)."""
-    page = page_ids.subquery("page")
-    return (
+@functools.cache
+def _product_page(after: bool, filters: frozenset[str]) -> TenantQuery:
+    """A page of products with their conversions, in one statement (a row per conversion),
+    built and checked once per combination of filters: building costs more than running it.
+
+    The page's ids come first (``page_size`` of them, after ``after`` when given), so that
+    ``LIMIT`` counts products, not conversions.
+    """
+    ids = select(Product.id).where(
+        Product.tenant_id == TENANT, *(_PRODUCT_FILTERS[f] for f in sorted(filters))
+    )
+    if after:
+        ids = ids.where(Product.id > bindparam("after"))
+    page = ids.order_by(Product.id).limit(bindparam("page_size")).subquery("page")
+    return TenantQuery(
         select(*PRODUCT_COLUMNS, UnitConversion.unit_id, UnitConversion.factor)
         .join(page, page.c.id == Product.id)
         .outerjoin(
             UnitConversion,
-            and_(UnitConversion.tenant_id == Product.tenant_id, UnitConversion.product_id == Product.id),
+            and_(UnitConversion.tenant_id == TENANT, UnitConversion.product_id == Product.id),
         )
+        .where(Product.tenant_id == TENANT)
         .order_by(Product.id, UnitConversion.id)
     )
 
 
-# The unfiltered page, the hot path, built once: building a select costs more than running it.
-_PRODUCT_PAGE = {after: _with_conversions(_page_ids(after)) for after in (False, True)}
+_CATEGORY_TREE = TenantQuery(select(Category.id, Category.parent_id).where(Category.tenant_id == TENANT))
+
+
+async def category_with_descendants(reader: TenantReader, category_id: UUID) -> list[UUID]:
+    children: dict[UUID | None, list[UUID]] = {}
+    for cid, pid in await reader.rows(_CATEGORY_TREE):
+        children.setdefault(pid, []).append(cid)
+    out, todo = [], [category_id]
+    while todo:
+        node = todo.pop()
+        if node in out:
+            continue
+        out.append(node)
+        todo.extend(children.get(node, []))
+    return out
+
+
+def _like_escaped(q: str) -> str:
+    """``q`` lower-cased, with LIKE's wildcards escaped by ``/`` (what ``autoescape`` does)."""
+    return q.lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 async def list_products(
-    session: AsyncSession,
+    reader: TenantReader,
     cursor: str | None,
     limit: int,
     *,
@@ -774,23 +799,21 @@ async def list_products(
     status: str | None = None,
     q: str | None = None,
 ) -> tuple[list[ProductOut], str | None]:
-    # The hot read path: columns straight into Structs, no ORM entities, one statement.
+    # The hot read path: one Core statement outside a transaction, columns straight into
+    # Structs, no ORM (core.db.TenantQuery keeps the tenant guard).
     after = decode_cursor(cursor)
-    if category_id is None and brand_id is None and status is None and not q:
-        stmt = _PRODUCT_PAGE[after is not None]
-    else:
-        ids = select(Product.id)
-        if category_id is not None:
-            ids = ids.where(Product.category_id.in_(await category_with_descendants(session, category_id)))
-        if brand_id is not None:
-            ids = ids.where(Product.brand_id == brand_id)
-        if status is not None:
-            ids = ids.where(Product.status == status)
-        if q:
-            ids = ids.where(or_(contains_ci(Product.code, q), contains_ci(Product.name, q)))
-        stmt = _with_conversions(paged_query(ids, Product.id, cursor, limit))
+    params: dict[str, Any] = {"after": after, "page_size": limit + 1}
+    if category_id is not None:
+        params["categories"] = await category_with_descendants(reader, category_id)
+    if brand_id is not None:
+        params["brand_id"] = brand_id
+    if status is not None:
+        params["status"] = status
+    if q:
+        params["q"] = _like_escaped(q)
+    query = _product_page(after is not None, frozenset(params.keys() & _PRODUCT_FILTERS.keys()))
     products: dict[UUID, ProductOut] = {}
-    rows = await session.execute(stmt, {"after": after, "page_size": limit + 1})
+    rows = await reader.rows(query, params)
     for (
         pid,
         code,
@@ -1185,3 +1208,87 @@ async def sku_codes_by_id(session: AsyncSession, ids: list[UUID]) -> dict[UUID, 
         rows = await session.execute(select(Sku.id, Sku.code).where(Sku.id.in_(wanted[i : i + 1000])))
         found.update({sku_id: code for sku_id, code in rows})
     return found
+
+
+# --- facts for pricing ----------------------------------------------------------------------
+
+
+class SkuFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What pricing needs to know about a SKU; ``factors`` maps a unit id to base units per unit
+    (the base unit itself is 1). ``categories`` is the product's category, then its ancestors."""
+
+    sku_id: UUID
+    code: str
+    status: str
+    product_id: UUID
+    brand_id: UUID | None
+    categories: tuple[UUID, ...]
+    base_unit_id: UUID
+    factors: dict[UUID, Decimal]
+
+
+async def sku_facts(session: AsyncSession, sku_ids: Sequence[UUID]) -> dict[UUID, SkuFacts]:
+    """Facts for the given SKUs in two statements whatever their number: SKUs with their products
+    and unit conversions, then the category tree."""
+    if not sku_ids:
+        return {}
+    stmt = (
+        select(
+            Sku.id,
+            Sku.code,
+            Sku.status,
+            Product.id,
+            Product.brand_id,
+            Product.category_id,
+            Product.base_unit_id,
+            UnitConversion.unit_id,
+            UnitConversion.factor,
+        )
+        .join(Product, Product.id == Sku.product_id)
+        .outerjoin(UnitConversion, UnitConversion.product_id == Product.id)
+        .where(Sku.id.in_(set(sku_ids)))
+    )
+    rows = (await session.execute(stmt)).all()
+    parents: dict[UUID, UUID | None] = {}
+    if any(row[5] is not None for row in rows):
+        parents = dict((await session.execute(select(Category.id, Category.parent_id))).all())
+    facts: dict[UUID, SkuFacts] = {}
+    for sku_id, code, status, product_id, brand_id, category_id, base_unit_id, unit_id, factor in rows:
+        known = facts.get(sku_id)
+        if known is None:
+            known = facts[sku_id] = SkuFacts(
+                sku_id=sku_id,
+                code=code,
+                status=status,
+                product_id=product_id,
+                brand_id=brand_id,
+                categories=_lineage(parents, category_id),
+                base_unit_id=base_unit_id,
+                factors={base_unit_id: Decimal(1)},
+            )
+        if unit_id is not None:
+            known.factors[unit_id] = factor
+    return facts
+
+
+def _lineage(parents: dict[UUID, UUID | None], node: UUID | None) -> tuple[UUID, ...]:
+    out: list[UUID] = []
+    while node is not None and node not in out:
+        out.append(node)
+        node = parents.get(node)
+    return tuple(out)
+
+
+async def region_lineage(session: AsyncSession, region_id: UUID | None) -> tuple[UUID, ...]:
+    """The region, then its ancestors up to the root (empty for no region)."""
+    if region_id is None:
+        return ()
+    path = await session.scalar(select(Region.path).where(Region.id == region_id))
+    return tuple(UUID(part) for part in reversed((path or "").strip("/").split("/")) if part)
+
+
+async def skus_for_pricing(session: AsyncSession, sku_ids: Sequence[UUID]) -> dict[UUID, SkuOut]:
+    """The SKUs as pricing hooks receive them (with cost: hooks run inside the service), in one
+    statement."""
+    rows = await session.scalars(select(Sku).where(Sku.id.in_(set(sku_ids))))
+    return {s.id: sku_out(s, show_cost=True) for s in rows}

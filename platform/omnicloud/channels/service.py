@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
+import msgspec
 from msgspec import UNSET, UnsetType
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -613,3 +614,30 @@ async def customer_id_by_code(session: AsyncSession, code: str, *, field: str = 
     if customer_id is None:
         raise invalid(field, f"no customer {code!r}")
     return customer_id
+
+
+# --- facts for pricing ----------------------------------------------------------------------
+
+
+class Party(msgspec.Struct, frozen=True, kw_only=True):
+    """Who buys, as pricing sees it; ``region_path`` is the customer's region, then its ancestors."""
+
+    customer_id: UUID
+    customer_class: str | None
+    level: str | None
+    channel: str | None
+    sales_org_id: UUID | None
+    region_path: tuple[UUID, ...]
+
+
+async def pricing_party(session: AsyncSession, customer_id: UUID, principal: Principal) -> Party:
+    """The customer with its region lineage; 404 when the caller may not see it."""
+    customer = await visible_customer(session, customer_id, principal)
+    return Party(
+        customer_id=customer_id,
+        customer_class=customer.customer_class,
+        level=customer.level,
+        channel=customer.channel,
+        sales_org_id=customer.sales_org_id,
+        region_path=await catalog.region_lineage(session, customer.region_id),
+    )

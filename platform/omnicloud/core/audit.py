@@ -7,6 +7,8 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omnicloud.core import events
+from omnicloud.core.errors import PreconditionFailed
 from omnicloud.core.models import AuditEntry
 from omnicloud.core.security import current_principal
 
@@ -37,3 +39,22 @@ def record(
             after=after,
         )
     )
+
+
+def record_change(
+    session: AsyncSession,
+    object_type: str,
+    object_id: Any,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """One write's audit entry plus its ``<object_type>.created|updated|deleted`` outbox event."""
+    action = "create" if before is None else "delete" if after is None else "update"
+    record(session, action, object_type, object_id, before=before, after=after)
+    events.emit(session, f"{object_type}.{action}d", {"id": str(object_id), **(after or before or {})})
+
+
+def check_version(obj: Any, expected: int | None, what: str) -> None:
+    """412 when the caller's If-Match version is not the object's current one."""
+    if expected is not None and obj.version != expected:
+        raise PreconditionFailed(f"the {what} is at version {obj.version}", code="stale_version")

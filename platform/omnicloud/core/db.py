@@ -3,15 +3,17 @@
 Layer 1 of tenant isolation lives here and works on both databases: every ORM SELECT, UPDATE
 and DELETE that touches a :class:`TenantOwned` entity gets ``tenant_id = :current`` added as
 a loader criterion, and every flush stamps and checks ``tenant_id``. With no tenant in
-context the guard raises instead of returning all rows. Layer 2, PostgreSQL row-level
-security, is declared in each migration (ENABLE and FORCE with a ``tenant_isolation`` policy) and
-bound per transaction or connection in :func:`bind_rls_tenant`.
+context the guard raises instead of returning all rows. Hot read paths that skip the ORM use
+:class:`TenantQuery` instead, whose equivalent guard checks the statement once, when it is built.
+Layer 2, PostgreSQL row-level security, is declared in each migration (ENABLE and FORCE with a
+``tenant_isolation`` policy) and bound per transaction or connection in :func:`bind_rls_tenant`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -28,13 +30,15 @@ from sqlalchemy import (
     Numeric,
     String,
     TypeDecorator,
+    bindparam,
+    create_engine,
     event,
     text,
 )
 from sqlalchemy import (
     exc as sa_exc,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -45,10 +49,21 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import (
+    BinaryExpression,
+    BindParameter,
+    BooleanClauseList,
+    ColumnClause,
+    ColumnElement,
+    Grouping,
+    TextClause,
+)
+from sqlalchemy.sql.selectable import Alias, FromClause, Join, Select, TableClause, TextualSelect
 from sqlalchemy.sql.util import find_tables
 
 from omnicloud.core.ids import new_id
-from omnicloud.core.tenancy import NoTenant, current_tenant, in_operator_scope
+from omnicloud.core.tenancy import NoTenant, current_tenant, in_operator_scope, require_tenant
 
 warnings.filterwarnings("ignore", message=".*does \\*not\\* support Decimal objects natively.*")
 
@@ -238,6 +253,135 @@ async def switch_rls_tenant(session: AsyncSession, tenant_id: UUID | None) -> No
 _SESSION_TENANT = "omnicloud_session_tenant"
 
 
+# --- reads without the ORM -----------------------------------------------------------------
+
+TENANT_PARAM = "current_tenant"
+TENANT = bindparam(TENANT_PARAM)
+"""The tenant in context, bound when a :class:`TenantQuery` runs: filter with
+``Model.tenant_id == TENANT``."""
+
+
+class TenantQuery:
+    """A Core SELECT for a hot read path, where ORM execution costs more than the query.
+
+    The ORM guard cannot see these statements, so this one stands in for it and refuses, when
+    the query is built, a statement in which any tenant table is read without
+    ``tenant_id = TENANT`` (never a literal tenant id: only the reader binds the tenant): in
+    the WHERE clause (ANDed, never under OR or NOT), or in the ON clause of a join that the
+    table's rows must satisfy (an inner join, or the outer side of a left join). Every SELECT
+    inside the statement (subqueries, CTEs, unions) is held to the same rule, and raw SQL text
+    is refused because it cannot be checked. Checking costs about a millisecond, so build each
+    query once (at import, or cached per shape) and pass its variable parts as parameters.
+    """
+
+    __slots__ = ("statement",)
+
+    def __init__(self, statement: Select[Any]) -> None:
+        unfiltered = sorted(_unfiltered_tenant_tables(statement))
+        if unfiltered:
+            raise UnfilterableQuery(
+                f"{', '.join(unfiltered)} read without tenant_id = TENANT; "
+                "filter every tenant table by the tenant in context"
+            )
+        self.statement = statement
+
+
+def _unfiltered_tenant_tables(statement: Select[Any]) -> set[str]:
+    if not isinstance(statement, Select):
+        raise UnfilterableQuery("a TenantQuery is a SELECT")
+    names: set[str] = set()
+    for element in visitors.iterate(statement):
+        if isinstance(element, (TextClause, TextualSelect)):
+            raise UnfilterableQuery("a TenantQuery cannot check raw SQL text; use Core expressions")
+        if isinstance(element, Select):
+            where = _tenant_filtered(element.whereclause)
+            for from_ in element.get_final_froms():
+                names.update(_unfiltered(from_, where))
+    return names
+
+
+def _unfiltered(from_: FromClause, covered: frozenset[str]) -> Iterator[str]:
+    """Tenant tables under ``from_`` that no filter in ``covered`` (names) or in a join holds to."""
+    if isinstance(from_, Join):
+        on = _tenant_filtered(from_.onclause) if not from_.full else frozenset()
+        yield from _unfiltered(from_.left, covered if from_.isouter else covered | on)
+        yield from _unfiltered(from_.right, covered | on)
+        return
+    if isinstance(from_, TextClause):
+        raise UnfilterableQuery("a TenantQuery cannot check raw SQL text; use Core expressions")
+    table = from_.element if isinstance(from_, Alias) else from_
+    if isinstance(table, TableClause) and "tenant_id" in table.c and from_.name not in covered:
+        yield from_.name
+
+
+def _tenant_filtered(clause: ColumnElement[Any] | None) -> frozenset[str]:
+    """Names of the tables (or aliases) that ``clause`` restricts to ``tenant_id = TENANT``."""
+    return frozenset(
+        column.table.name
+        for term in _conjuncts(clause)
+        if isinstance(term, BinaryExpression) and term.operator is operators.eq
+        for column, other in ((term.left, term.right), (term.right, term.left))
+        if isinstance(other, BindParameter)
+        and other.key == TENANT_PARAM
+        and isinstance(column, ColumnClause)
+        and column.name == "tenant_id"
+        and isinstance(column.table, (TableClause, Alias))
+    )
+
+
+def _conjuncts(clause: ColumnElement[Any] | None) -> Iterator[ColumnElement[Any]]:
+    if clause is None:
+        return
+    if isinstance(clause, Grouping):
+        yield from _conjuncts(clause.element)
+    elif isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
+        for term in clause.clauses:
+            yield from _conjuncts(term)
+    else:
+        yield clause
+
+
+class TenantReader:
+    """Runs :class:`TenantQuery` statements for the tenant in context, each as one statement
+    outside any transaction: no BEGIN or COMMIT, and one snapshot per statement. With no
+    tenant in context it raises, like the ORM guard.
+
+    On PostgreSQL, row-level security still applies: every connection of the reader binds the
+    tenant when it begins, as sessions do. On SQLite the whole read runs in a worker thread on
+    a plain ``sqlite3`` connection: one hop to a thread where aiosqlite makes five (cursor,
+    execute, fetch, close, rollback), hops that cost more CPU than a page's query.
+    """
+
+    def __init__(self, engine: AsyncEngine | Engine) -> None:
+        self.engine = engine
+        if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
+            event.listen(engine.sync_engine, "begin", _bind_rls_on_begin)
+
+    async def rows(self, query: TenantQuery, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
+        tid = require_tenant()
+        if params and TENANT_PARAM in params:
+            raise TenantMismatch("the tenant of a TenantQuery comes from the context, never a parameter")
+        bound = {**(params or {}), TENANT_PARAM: tid}
+        if isinstance(self.engine, Engine):
+            return await asyncio.to_thread(_rows, self.engine, query.statement, bound)
+        async with self.engine.connect() as connection:
+            return (await connection.execute(query.statement, bound)).all()
+
+    def dispose(self) -> None:
+        """Close the SQLite reader's own connections (PostgreSQL's are the Database's pool)."""
+        if isinstance(self.engine, Engine):
+            self.engine.dispose()
+
+
+def _rows(engine: Engine, statement: Select[Any], params: dict[str, Any]) -> Sequence[Row[Any]]:
+    with engine.connect() as connection:
+        return connection.execute(statement, params).all()
+
+
+def _bind_rls_on_begin(connection: Connection) -> None:
+    bind_rls_tenant(connection, current_tenant())
+
+
 def app_role_sql(role: str, password: str | None = None) -> list[str]:
     """DDL for the role the application connects as: no ownership, no RLS bypass."""
     if not role.replace("_", "").isalnum():
@@ -258,9 +402,7 @@ def app_role_sql(role: str, password: str | None = None) -> list[str]:
 # --- engines and sessions -----------------------------------------------------------------
 
 
-def _sqlite_setup(engine: AsyncEngine) -> None:
-    sync = engine.sync_engine
-
+def _sqlite_setup(sync: Engine) -> None:
     @event.listens_for(sync, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
@@ -275,6 +417,8 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync, "begin")
     def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_ONE_STATEMENT):
+            return  # TenantReader: a lone SELECT runs in its own implicit transaction
         # A writer takes the lock up front: a deferred transaction that reads and then writes
         # fails with SQLITE_BUSY instead of waiting when another writer got there first.
         # Read-only requests begin deferred, so readers never queue behind writers (WAL).
@@ -282,6 +426,7 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
 
 _read_only: ContextVar[bool] = ContextVar("omnicloud_read_only", default=False)
+_ONE_STATEMENT = "omnicloud_one_statement"
 
 
 def set_read_only(value: bool) -> None:
@@ -304,13 +449,27 @@ def make_engine(url: str, *, pool_size: int = 20, pooled: bool = True) -> AsyncE
         if pooled:  # every aiosqlite connection is a thread: keep a few
             extra.update(pool_size=4, max_overflow=4)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **extra)
-        _sqlite_setup(engine)
+        _sqlite_setup(engine.sync_engine)
         return engine
     if pooled:
         # No pre-ping (three round trips per checkout); stale connections are recycled and a
         # dropped one is invalidated on its first error.
         extra.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
     return create_async_engine(url, **extra)
+
+
+def _sqlite_reader_engine(engine: AsyncEngine, pooled: bool) -> Engine:
+    """The same SQLite file through the synchronous driver, for :class:`TenantReader`: its
+    connections move between worker threads, one read at a time, and never begin."""
+    extra: dict[str, Any] = {"poolclass": NullPool} if not pooled else {"pool_size": 4, "max_overflow": 4}
+    sync = create_engine(
+        engine.url.set(drivername="sqlite+pysqlite"),
+        connect_args={"timeout": 30, "check_same_thread": False},
+        json_deserializer=msgspec.json.decode,
+        **extra,
+    )
+    _sqlite_setup(sync)
+    return sync.execution_options(**{_ONE_STATEMENT: True})
 
 
 class Database:
@@ -324,13 +483,18 @@ class Database:
         )
         # Reads on PostgreSQL skip BEGIN/COMMIT: a single statement sees a consistent snapshot,
         # and a page of a list is one statement (plus its children, fetched by id).
-        reader = (
-            self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self.dialect == "postgresql"
-            else self.engine
-        )
+        postgres = self.dialect == "postgresql"
+        reader = self.engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else self.engine
         self.read_sessions = async_sessionmaker(
             reader, expire_on_commit=False, sync_session_class=TenantSession, autoflush=False
+        )
+        # The reader's own engine. PostgreSQL: the AUTOCOMMIT view of the same pool again, so
+        # that its row-level security listener fires for its connections only. SQLite: the
+        # synchronous driver on the same file (see TenantReader).
+        self.reader = TenantReader(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if postgres
+            else _sqlite_reader_engine(self.engine, pooled)
         )
 
     @property
@@ -348,6 +512,7 @@ class Database:
             _read_only.reset(token)
 
     async def dispose(self) -> None:
+        self.reader.dispose()
         await self.engine.dispose()
 
 

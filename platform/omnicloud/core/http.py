@@ -204,10 +204,15 @@ def provide_principal() -> Principal:
     return p
 
 
-def requires(*permissions: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
-    """A guard: the caller needs every listed permission."""
+def requires(
+    *permissions: str,
+) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]:
+    """A guard: the caller needs every listed permission.
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    The guard is a coroutine function although it never awaits: litestar runs a plain function
+    guard in a worker thread, a thread hop on every request for a set lookup."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         p = current_principal()
         if p is None:
             raise Unauthorized("authentication required", code="missing_credential")

@@ -114,3 +114,15 @@ class TenantPlugin(TenantOwned):
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     version: Mapped[int] = mapped_column(default=1)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ConfigRevision(TenantOwned):
+    """A stamp per tenant and topic (``prices``, ``promotions``, ...), replaced by a fresh one in the
+    transaction of every change to that configuration; compiled caches are keyed by it (see
+    core.revisions)."""
+
+    __tablename__ = "config_revisions"
+    __table_args__ = (UniqueConstraint("tenant_id", "topic"),)
+
+    topic: Mapped[str] = mapped_column(String(40))
+    stamp: Mapped[UUID]

@@ -24,24 +24,67 @@ CORE_PERMISSIONS: dict[str, str] = {
     "stock:read": "Read warehouses, stock and movements",
     "stock:write": "Receive, issue, adjust and reserve stock",
     "warehouses:write": "Maintain warehouses",
+    "prices:read": "Read price lists, entries, floors and the access sequence",
+    "prices:write": "Maintain price lists, entries, floors and the access sequence",
+    "promotions:read": "Read promotions, coupon templates and coupon codes",
+    "promotions:write": "Maintain promotions and coupon templates, and issue coupon codes",
+    "credit:read": "Read credit profiles, temporary lines and credit rules",
+    "credit:write": "Maintain credit profiles, temporary lines and credit rules",
+    "rebates:read": "Read rebate policies and preview what they pay",
+    "rebates:write": "Maintain rebate policies",
+    "fees:read": "Read expense offset ratios",
+    "fees:write": "Maintain expense offset ratios",
+    "quotes:create": "Price a basket (a dealer quotes only for itself)",
 }
 
 _READ_MASTER = ["catalog:read", "regions:read", "customers:read", "stock:read"]
+_READ_POLICIES = ["prices:read", "promotions:read", "credit:read", "rebates:read", "fees:read"]
 
 BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
     "tenant_admin": ("Tenant administrator", ["*"]),
     "sales_manager": (
         "Sales manager",
-        [*_READ_MASTER, "catalog:cost", "customers:write", "regions:write", "audit:read"],
+        [
+            *_READ_MASTER,
+            *_READ_POLICIES,
+            "catalog:cost",
+            "customers:write",
+            "regions:write",
+            "audit:read",
+            "prices:write",
+            "promotions:write",
+            "rebates:write",
+            "quotes:create",
+        ],
     ),
-    "sales_rep": ("Sales representative", [*_READ_MASTER]),
-    "finance": ("Finance", [*_READ_MASTER, "catalog:cost", "audit:read"]),
+    "sales_rep": ("Sales representative", [*_READ_MASTER, "prices:read", "promotions:read", "quotes:create"]),
+    "finance": (
+        "Finance",
+        [
+            *_READ_MASTER,
+            *_READ_POLICIES,
+            "catalog:cost",
+            "audit:read",
+            "credit:write",
+            "rebates:write",
+            "fees:write",
+            "quotes:create",
+        ],
+    ),
     "warehouse": ("Warehouse", [*_READ_MASTER, "stock:write", "warehouses:write"]),
-    "store_clerk": ("Store clerk", ["catalog:read", "stock:read"]),
+    "store_clerk": ("Store clerk", ["catalog:read", "stock:read", "quotes:create"]),
     "service_agent": ("Service agent", ["catalog:read", "customers:read"]),
     "auditor": (
         "Auditor (read-only)",
-        [*_READ_MASTER, "catalog:cost", "users:read", "plugins:read", "audit:read", "webhooks:read"],
+        [
+            *_READ_MASTER,
+            *_READ_POLICIES,
+            "catalog:cost",
+            "users:read",
+            "plugins:read",
+            "audit:read",
+            "webhooks:read",
+        ],
     ),
-    "dealer": ("Dealer", ["catalog:read", "customers:read", "stock:read", "regions:read"]),
+    "dealer": ("Dealer", ["catalog:read", "customers:read", "stock:read", "regions:read", "quotes:create"]),
 }

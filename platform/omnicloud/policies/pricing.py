@@ -2,7 +2,9 @@
 
 Pure functions over msgspec Structs. `compile_index` turns a tenant's entries into dict buckets once;
 `price_order` then prices every line with a bounded number of dict lookups, whatever the number of
-entries. Bands are in the base UOM, lower and upper bounds inclusive, `max_qty=None` is open.
+entries. Bands are in the base UOM, lower and upper bounds inclusive, `max_qty=None` is open; prices
+are per unit of the entry's own UOM, so a line in cases is matched against its bands by its quantity
+in base units and priced per case.
 
 Search semantics: steps are walked from specific to general; each step yields at most one record
 (valid on the date, band containing the quantity, highest priority, then the nearest region ancestor,
@@ -34,6 +36,11 @@ DIMENSIONS: tuple[Dimension, ...] = (
     "sales_org_id",
 )
 ZERO = Decimal(0)
+
+
+def _within(day: date, valid_from: date | None, valid_to: date | None) -> bool:
+    """Validity bounds are inclusive; None is open."""
+    return (valid_from is None or valid_from <= day) and (valid_to is None or day <= valid_to)
 
 
 class PriceEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,9 +76,7 @@ class PriceEntry(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("valid_to must not be before valid_from")
 
     def valid_on(self, day: date) -> bool:
-        return (self.valid_from is None or self.valid_from <= day) and (
-            self.valid_to is None or day <= self.valid_to
-        )
+        return _within(day, self.valid_from, self.valid_to)
 
     def band_contains(self, quantity: Decimal) -> bool:
         return self.min_qty <= quantity and (self.max_qty is None or quantity <= self.max_qty)
@@ -98,18 +103,29 @@ class PricingContext(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PriceLine(msgspec.Struct, frozen=True, kw_only=True):
-    """A line to price; `quantity` is in the base UOM named by `uom`."""
+    """A line to price. `quantity` is in the UOM named by `uom`; `base_quantity` is the same
+    quantity in the SKU's base UOM, which bands are matched in (None: `uom` is the base UOM)."""
 
     sku_id: str
     uom: str
     quantity: Decimal
+    base_quantity: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.quantity <= 0:
             raise ValueError("quantity must be greater than zero")
+        if self.base_quantity is not None and self.base_quantity <= 0:
+            raise ValueError("base_quantity must be greater than zero")
+
+    @property
+    def band_quantity(self) -> Decimal:
+        """The quantity bands are matched against: in the base UOM."""
+        return self.quantity if self.base_quantity is None else self.base_quantity
 
 
 class BandSlice(msgspec.Struct, frozen=True, kw_only=True):
+    """The part of a line priced by one band; `quantity` is in the base UOM, like the bounds."""
+
     entry_id: str
     min_qty: Decimal
     max_qty: Decimal | None
@@ -137,11 +153,25 @@ class PricedLine(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Conflict(msgspec.Struct, frozen=True, kw_only=True):
-    """A configuration error found when rules are saved."""
+    """A configuration error found when rules are saved; `fields` names the dimensions at fault."""
 
     kind: Literal["tie", "unknown_step", "missing_dimension", "extra_dimension"]
     entry_ids: tuple[str, ...]
     message: str
+    fields: tuple[str, ...] = ()
+
+
+class Floor(msgspec.Struct, frozen=True, kw_only=True):
+    """A price floor (价盘) for one SKU+UOM: the lowest net unit price and the action below it."""
+
+    id: str
+    price: Decimal
+    action: FloorAction
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+    def valid_on(self, day: date) -> bool:
+        return _within(day, self.valid_from, self.valid_to)
 
 
 class FloorVerdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -198,7 +228,7 @@ def _step_winner(
     for depth, values in enumerate(_context_keys(ctx, step)):
         bucket = index.buckets.get((line.sku_id, line.uom, step.name, values), ())
         for entry in bucket:
-            if entry.valid_on(ctx.date) and entry.band_contains(line.quantity):
+            if entry.valid_on(ctx.date) and entry.band_contains(line.band_quantity):
                 rank = (-entry.priority, depth, entry.id)
                 if best is None or rank < best[0]:
                     best = (rank, entry, bucket)
@@ -266,9 +296,12 @@ def _price_line(index: PriceIndex, ctx: PricingContext, line: PriceLine) -> Pric
             explanation=None,
         )
     _, step, winner, bucket = found
+    base = line.band_quantity
     if winner.mode == "graduated":
-        slices = _slices(_ladder(winner, bucket, ctx.date, line.quantity), line.quantity)
-        amount = round_money(sum((s.price * s.quantity for s in slices), ZERO))
+        slices = _slices(_ladder(winner, bucket, ctx.date, base), base)
+        # Slices are in base units and prices per line unit: price × slice ÷ (base per line unit).
+        base_amount = sum((s.price * s.quantity for s in slices), ZERO)
+        amount = round_money(base_amount if base == line.quantity else base_amount * line.quantity / base)
         unit_price = round_money(amount / line.quantity)
     else:
         slices = [
@@ -277,7 +310,7 @@ def _price_line(index: PriceIndex, ctx: PricingContext, line: PriceLine) -> Pric
                 min_qty=winner.min_qty,
                 max_qty=winner.max_qty,
                 price=winner.price,
-                quantity=line.quantity,
+                quantity=base,
             )
         ]
         amount = round_money(winner.price * line.quantity)
@@ -333,6 +366,7 @@ def validate_rules(entries: Iterable[PriceEntry], sequence: Sequence[AccessStep]
                     kind="missing_dimension",
                     entry_ids=(entry.id,),
                     message=f"step {step.name!r} requires {', '.join(missing)}",
+                    fields=tuple(missing),
                 )
             )
         if extra:
@@ -341,6 +375,7 @@ def validate_rules(entries: Iterable[PriceEntry], sequence: Sequence[AccessStep]
                     kind="extra_dimension",
                     entry_ids=(entry.id,),
                     message=f"step {step.name!r} does not use {', '.join(extra)}",
+                    fields=tuple(extra),
                 )
             )
         grouped.setdefault((_key(entry, step), entry.priority), []).append(entry)

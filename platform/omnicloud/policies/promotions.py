@@ -3,6 +3,10 @@
 Stages run item → bundle → order → coupon; each stage's threshold base is the amount left after the
 previous stages. Every discount is allocated to lines (stored per line per promotion for refunds) and
 explained. Lines are processed in line-id order, so reordering the input changes nothing.
+
+Quantities are Decimal (kilograms, metres); promotions that count units (第N件, 买赠, bundles) count
+whole units only, the floor of each line's quantity. Who may get a promotion (its audience) is decided
+before the basket is priced, by :func:`audience_matches`.
 """
 
 import itertools
@@ -21,34 +25,98 @@ MutexStrategy = Literal["priority_first", "best_for_customer", "stack_all"]
 ZERO = Decimal("0.00")
 STAGES: tuple[Stage, ...] = ("item", "bundle", "order", "coupon")
 MAX_COMBINATIONS = 64
+MAX_AMOUNT = Decimal(10) ** 15
+MAX_COUNT = 1_000_000
 
 
-class Line(msgspec.Struct, frozen=True, kw_only=True):
-    """A basket line. ``addon_of`` names the add-on promotion (加价购) the line was bought under."""
+class PromotionError(ValueError):
+    """A promotion the engine cannot apply; ``field`` names the offending field of the promotion
+    (``tiers``, ``off_ratio``, ``components[0].quantity``), so a save can answer a 422 naming it."""
+
+    def __init__(self, promotion_id: str, field: str, message: str) -> None:
+        super().__init__(f"{promotion_id}: {field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class Line(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A basket line. ``addon_of`` names the add-on promotion (加价购) the line was bought under;
+    ``category_ancestors`` are the ancestors of ``category_id``, nearest first, so that a promotion
+    on "Drinks" reaches a line in "Drinks / Tea"."""
 
     line_id: str
     sku_id: str
-    quantity: int
+    quantity: Decimal
     unit_price: Decimal
     category_id: str | None = None
+    category_ancestors: tuple[str, ...] = ()
+    brand_id: str | None = None
     addon_of: str | None = None
 
 
-class Scope(msgspec.Struct, frozen=True, kw_only=True):
-    """Empty scope means every line; otherwise a line matches by sku id or category id."""
+def whole_units(quantity: Decimal) -> int:
+    """The units a unit-counting promotion sees in a line: the floor of its quantity."""
+    return int(quantity // 1)
+
+
+class Scope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Empty scope means every line; otherwise a line matches by sku, category or brand id."""
 
     sku_ids: frozenset[str] = frozenset()
     category_ids: frozenset[str] = frozenset()
+    brand_ids: frozenset[str] = frozenset()
 
     def matches(self, line: Line) -> bool:
-        if not self.sku_ids and not self.category_ids:
+        if not self.sku_ids and not self.category_ids and not self.brand_ids:
             return True
-        return line.sku_id in self.sku_ids or (
-            line.category_id is not None and line.category_id in self.category_ids
+        return (
+            line.sku_id in self.sku_ids
+            or (line.category_id is not None and line.category_id in self.category_ids)
+            or any(c in self.category_ids for c in line.category_ancestors)
+            or (line.brand_id is not None and line.brand_id in self.brand_ids)
         )
 
 
-class _Promotion(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class Audience(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Who may get a promotion. Each non-empty dimension must match (any of its values); an empty
+    dimension, and so an empty audience, means everyone. Regions match by ancestor."""
+
+    customer_ids: frozenset[str] = frozenset()
+    customer_classes: frozenset[str] = frozenset()
+    levels: frozenset[str] = frozenset()
+    region_ids: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
+    store_ids: frozenset[str] = frozenset()
+
+
+def _one_of(allowed: frozenset[str], value: str | None) -> bool:
+    return not allowed or (value is not None and value in allowed)
+
+
+def audience_matches(
+    audience: Audience,
+    *,
+    customer_id: str | None,
+    customer_class: str | None,
+    level: str | None,
+    region_path: tuple[str, ...],
+    channel: str | None,
+    store_id: str | None,
+) -> bool:
+    """Whether a buyer belongs to ``audience``. ``region_path`` is the buyer's region followed by
+    its ancestors, so a promotion for East China reaches a customer in Shanghai. A buyer without a
+    value for a restricted dimension (an anonymous walk-in, a customer without a level) is out."""
+    return (
+        _one_of(audience.customer_ids, customer_id)
+        and _one_of(audience.customer_classes, customer_class)
+        and _one_of(audience.levels, level)
+        and _one_of(audience.channels, channel)
+        and _one_of(audience.store_ids, store_id)
+        and (not audience.region_ids or any(r in audience.region_ids for r in region_path))
+    )
+
+
+class _Promotion(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True):
     promotion_id: str
     name: str = ""
     priority: int = 0
@@ -84,7 +152,7 @@ class NthItem(_Promotion, frozen=True, kw_only=True, tag="nth_item"):
     off_ratio: Decimal
 
 
-class BundleComponent(msgspec.Struct, frozen=True, kw_only=True):
+class BundleComponent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     sku_id: str
     quantity: int = 1
 
@@ -96,7 +164,7 @@ class Bundle(_Promotion, frozen=True, kw_only=True, tag="bundle"):
     set_price: Decimal
 
 
-class ReductionTier(msgspec.Struct, frozen=True, kw_only=True):
+class ReductionTier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     threshold: Decimal
     amount: Decimal
 
@@ -110,7 +178,7 @@ class FullReduction(_Promotion, frozen=True, kw_only=True, tag="full_reduction")
     max_amount: Decimal | None = None
 
 
-class DiscountTier(msgspec.Struct, frozen=True, kw_only=True):
+class DiscountTier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     threshold: Decimal
     off_ratio: Decimal
 
@@ -142,9 +210,30 @@ class AddOnPurchase(_Promotion, frozen=True, kw_only=True, tag="add_on"):
 Promotion = (
     StraightDiscount | FixedPrice | NthItem | Bundle | FullReduction | FullDiscount | BuyXGetY | AddOnPurchase
 )
+PROMOTION_TYPES: dict[str, type[Promotion]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in (
+        StraightDiscount,
+        FixedPrice,
+        NthItem,
+        Bundle,
+        FullReduction,
+        FullDiscount,
+        BuyXGetY,
+        AddOnPurchase,
+    )
+}
+"""Each promotion type by its tag (the ``type`` of a stored promotion)."""
+COMMON_FIELDS = frozenset(_Promotion.__struct_fields__)
+"""Fields every type shares; the others are the type's own rule (``tiers``, ``n``, ...)."""
 
 
-class Coupon(msgspec.Struct, frozen=True, kw_only=True):
+def rule_fields(kind: type[Promotion]) -> tuple[str, ...]:
+    """The fields of one promotion type that are its own rule, in declaration order."""
+    return tuple(f for f in kind.__struct_fields__ if f not in COMMON_FIELDS)
+
+
+class Coupon(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Coupon stage: ``amount`` off once the eligible remaining amount reaches ``threshold``."""
 
     coupon_id: str
@@ -162,7 +251,7 @@ class Allocation(msgspec.Struct, frozen=True, kw_only=True):
 class LineResult(msgspec.Struct, frozen=True, kw_only=True):
     line_id: str
     sku_id: str
-    quantity: int
+    quantity: Decimal
     gross: Decimal
     payable: Decimal
     is_gift: bool = False
@@ -202,40 +291,90 @@ def _stage_of(promotion: Promotion) -> Stage:
     return "order"
 
 
-def validate_promotion(promotion: Promotion) -> None:
-    """Raise ValueError for a promotion the engine cannot apply."""
+def _numbers(value: object, path: str) -> list[tuple[str, Decimal | int]]:
+    """Every number inside a rule value, with its path (``tiers[1].amount``)."""
+    if isinstance(value, Decimal) or (isinstance(value, int) and not isinstance(value, bool)):
+        return [(path, value)]
+    if isinstance(value, list):
+        return [n for i, item in enumerate(value) for n in _numbers(item, f"{path}[{i}]")]
+    if isinstance(value, msgspec.Struct):
+        return [n for f in value.__struct_fields__ for n in _numbers(getattr(value, f), f"{path}.{f}")]
+    return []
+
+
+def rule_numbers(promotion: Promotion) -> list[tuple[str, Decimal | int]]:
+    """Every amount, ratio and count of a promotion's rule, with its path (``tiers[1].amount``)."""
+    return [n for name in rule_fields(type(promotion)) for n in _numbers(getattr(promotion, name), name)]
+
+
+def _check_rule_numbers(promotion: Promotion) -> None:
+    """Every amount, ratio and count of a rule is finite, not negative and of sane size, so no
+    configuration can overflow or poison the arithmetic at quote time."""
+    for path, number in rule_numbers(promotion):
+        if isinstance(number, Decimal) and not number.is_finite():
+            raise PromotionError(promotion.promotion_id, path, "must be a finite number")
+        if number < 0:
+            raise PromotionError(promotion.promotion_id, path, "must not be negative")
+        if number >= (MAX_AMOUNT if isinstance(number, Decimal) else MAX_COUNT):
+            raise PromotionError(promotion.promotion_id, path, "is too large")
+
+
+def _check_tiers(promotion: FullReduction | FullDiscount) -> None:
     pid = promotion.promotion_id
+    if not promotion.tiers:
+        raise PromotionError(pid, "tiers", "give at least one tier")
+    previous = ZERO
+    for i, tier in enumerate(promotion.tiers):
+        if tier.threshold <= previous:
+            message = "must be positive" if i == 0 else "must be above the previous tier's threshold"
+            raise PromotionError(pid, f"tiers[{i}].threshold", message)
+        previous = tier.threshold
+        if isinstance(tier, DiscountTier) and tier.off_ratio > 1:
+            raise PromotionError(pid, f"tiers[{i}].off_ratio", "must lie between 0 and 1")
+    if isinstance(promotion, FullReduction) and promotion.cumulative and len(promotion.tiers) != 1:
+        raise PromotionError(pid, "tiers", "a cumulative (每满) reduction has exactly one tier")
+
+
+def validate_promotion(promotion: Promotion) -> None:
+    """Raise :class:`PromotionError` (a ValueError naming the field) for a promotion the engine
+    cannot apply."""
+    pid = promotion.promotion_id
+    if (
+        promotion.valid_from is not None
+        and promotion.valid_to is not None
+        and promotion.valid_to <= promotion.valid_from
+    ):
+        raise PromotionError(pid, "valid_to", "must be after valid_from")
+    _check_rule_numbers(promotion)
     if isinstance(promotion, StraightDiscount):
         if (promotion.off_ratio is None) == (promotion.amount_off is None):
-            raise ValueError(f"{pid}: give exactly one of off_ratio and amount_off")
-        if promotion.off_ratio is not None and not (0 <= promotion.off_ratio <= 1):
-            raise ValueError(f"{pid}: off_ratio must lie between 0 and 1")
-        if promotion.amount_off is not None and promotion.amount_off < 0:
-            raise ValueError(f"{pid}: amount_off must not be negative")
-    elif isinstance(promotion, FixedPrice | AddOnPurchase):
-        price = promotion.price if isinstance(promotion, FixedPrice) else promotion.addon_price
-        if price < 0:
-            raise ValueError(f"{pid}: price must not be negative")
+            raise PromotionError(pid, "off_ratio", "give exactly one of off_ratio and amount_off")
+        if promotion.off_ratio is not None and promotion.off_ratio > 1:
+            raise PromotionError(pid, "off_ratio", "must lie between 0 and 1")
     elif isinstance(promotion, NthItem):
-        if promotion.n < 1 or not (0 <= promotion.off_ratio <= 1):
-            raise ValueError(f"{pid}: n must be ≥ 1 and off_ratio between 0 and 1")
+        if promotion.n < 1:
+            raise PromotionError(pid, "n", "must be at least 1")
+        if promotion.off_ratio > 1:
+            raise PromotionError(pid, "off_ratio", "must lie between 0 and 1")
     elif isinstance(promotion, Bundle):
-        if (
-            not promotion.components
-            or promotion.set_price < 0
-            or any(c.quantity < 1 for c in promotion.components)
-        ):
-            raise ValueError(f"{pid}: a bundle needs components with quantity ≥ 1 and a set price ≥ 0")
+        if not promotion.components:
+            raise PromotionError(pid, "components", "a bundle needs at least one component")
+        seen: set[str] = set()
+        for i, component in enumerate(promotion.components):
+            if component.quantity < 1:
+                raise PromotionError(pid, f"components[{i}].quantity", "must be at least 1")
+            if component.sku_id in seen:
+                raise PromotionError(pid, f"components[{i}].sku_id", "already a component of this bundle")
+            seen.add(component.sku_id)
     elif isinstance(promotion, FullReduction | FullDiscount):
-        thresholds = [t.threshold for t in promotion.tiers]
-        if not thresholds or thresholds != sorted(set(thresholds)) or thresholds[0] <= 0:
-            raise ValueError(f"{pid}: tiers need positive, strictly increasing thresholds")
-        if isinstance(promotion, FullReduction) and any(t.amount < 0 for t in promotion.tiers):
-            raise ValueError(f"{pid}: reduction amounts must not be negative")
-        if isinstance(promotion, FullDiscount) and any(not (0 <= t.off_ratio <= 1) for t in promotion.tiers):
-            raise ValueError(f"{pid}: off_ratio must lie between 0 and 1")
-    elif isinstance(promotion, BuyXGetY) and (promotion.buy_quantity < 1 or promotion.get_quantity < 1):
-        raise ValueError(f"{pid}: buy and get quantities must be ≥ 1")
+        _check_tiers(promotion)
+    elif isinstance(promotion, BuyXGetY):
+        if promotion.buy_quantity < 1:
+            raise PromotionError(pid, "buy_quantity", "must be at least 1")
+        if promotion.get_quantity < 1:
+            raise PromotionError(pid, "get_quantity", "must be at least 1")
+    elif isinstance(promotion, AddOnPurchase) and promotion.max_quantity < 1:
+        raise PromotionError(pid, "max_quantity", "must be at least 1")
 
 
 class _Basket:
@@ -305,7 +444,9 @@ def _cheapest_units_discount(
     for ln in sorted(lines, key=lambda ln: (basket.payable[ln.line_id] / ln.quantity, ln.line_id)):
         if count <= 0:
             break
-        units = min(count, ln.quantity)
+        units = min(count, whole_units(ln.quantity))
+        if units == 0:
+            continue
         count -= units
         unit_off = round_money(basket.payable[ln.line_id] / ln.quantity * off_ratio)
         per_line[ln.line_id] = min(unit_off * units, basket.payable[ln.line_id])
@@ -317,7 +458,7 @@ def _apply_item(basket: _Basket, promotion: StraightDiscount | FixedPrice | NthI
     lines = [ln for ln in basket.eligible(promotion.scope) if ln.line_id not in basket.item_discounted]
     per_line: dict[str, Decimal] = {}
     if isinstance(promotion, NthItem):
-        count = sum(ln.quantity for ln in lines) // promotion.n
+        count = sum(whole_units(ln.quantity) for ln in lines) // promotion.n
         per_line = _cheapest_units_discount(basket, lines, count, promotion.off_ratio)
         text = f"each {promotion.n}-th unit {promotion.off_ratio:%} off, cheapest first"
     else:
@@ -345,7 +486,8 @@ def _apply_bundle(basket: _Basket, promotion: Bundle) -> None:
     for ln in basket.eligible(Scope()):
         by_sku.setdefault(ln.sku_id, []).append(ln)
     sets = min(
-        sum(ln.quantity for ln in by_sku.get(c.sku_id, [])) // c.quantity for c in promotion.components
+        sum(whole_units(ln.quantity) for ln in by_sku.get(c.sku_id, [])) // c.quantity
+        for c in promotion.components
     )
     if sets == 0:
         return
@@ -353,9 +495,11 @@ def _apply_bundle(basket: _Basket, promotion: Bundle) -> None:
     for component in promotion.components:
         needed = sets * component.quantity
         for ln in by_sku[component.sku_id]:
-            take = min(needed, ln.quantity)
-            if take == 0:
+            if needed == 0:
                 break
+            take = min(needed, whole_units(ln.quantity))
+            if take == 0:
+                continue
             weights[ln.line_id] = (
                 weights.get(ln.line_id, ZERO) + basket.payable[ln.line_id] * take / ln.quantity
             )
@@ -393,7 +537,7 @@ def _apply_order(basket: _Basket, promotion: FullReduction | FullDiscount | BuyX
             text = f"{pid}: {tier_d.off_ratio:%} off for reaching {tier_d.threshold} on {base}"
             basket.spread(pid, "order", lines, base * tier_d.off_ratio, text)
     elif isinstance(promotion, BuyXGetY):
-        units = sum(ln.quantity for ln in lines)
+        units = sum(whole_units(ln.quantity) for ln in lines)
         if promotion.gift_sku_id is None:
             count = (units // (promotion.buy_quantity + promotion.get_quantity)) * promotion.get_quantity
             per_line = _cheapest_units_discount(basket, lines, count, Decimal(1))
@@ -404,7 +548,7 @@ def _apply_order(basket: _Basket, promotion: FullReduction | FullDiscount | BuyX
             gift = LineResult(
                 line_id=f"gift:{pid}",
                 sku_id=promotion.gift_sku_id,
-                quantity=quantity,
+                quantity=Decimal(quantity),
                 gross=ZERO,
                 payable=ZERO,
                 is_gift=True,
@@ -418,7 +562,7 @@ def _apply_order(basket: _Basket, promotion: FullReduction | FullDiscount | BuyX
         addons = [ln for ln in basket.lines if ln.addon_of == pid and basket.payable[ln.line_id] > 0]
         if base < promotion.threshold or not addons:
             return
-        remaining = promotion.max_quantity
+        remaining = Decimal(promotion.max_quantity)
         per_line: dict[str, Decimal] = {}
         for ln in addons:
             units_at_price = min(remaining, ln.quantity)
@@ -509,8 +653,10 @@ def apply_promotions(
     Raises ValueError for malformed lines, promotions or coupons.
     """
     for line in lines:
-        if line.quantity < 1 or line.unit_price < 0:
-            raise ValueError(f"line {line.line_id}: quantity must be ≥ 1 and unit price ≥ 0")
+        if not (line.quantity.is_finite() and line.unit_price.is_finite()):
+            raise ValueError(f"line {line.line_id}: quantity and unit price must be finite")
+        if line.quantity <= 0 or line.unit_price < 0:
+            raise ValueError(f"line {line.line_id}: quantity must be > 0 and unit price ≥ 0")
     if len({ln.line_id for ln in lines}) != len(lines):
         raise ValueError("line ids must be unique")
     for promotion in promotions:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from omnicloud.migrations.rls import enable_row_level_security
+
 revision: str = "p0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("platform",)
@@ -41,17 +43,6 @@ TENANT_TABLES = [
     "webhook_deliveries",
     "webhook_subscriptions",
 ]
-
-RLS = "(tenant_id = (select nullif(current_setting('app.tenant_id', true), '')::uuid))"
-
-
-def _row_level_security() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for table in TENANT_TABLES:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(f"CREATE POLICY tenant_isolation ON {table} USING {RLS} WITH CHECK {RLS}")
 
 
 def upgrade() -> None:
@@ -658,7 +649,7 @@ def upgrade() -> None:
         )
 
     # ### end Alembic commands ###
-    _row_level_security()
+    enable_row_level_security(TENANT_TABLES)
 
 
 def downgrade() -> None:
