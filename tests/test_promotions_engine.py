@@ -32,6 +32,7 @@ from omnicloud.policies.promotions import (
     ReductionTier,
     Scope,
     StraightDiscount,
+    _ScopeIndex,
     apply_promotions,
     audience_matches,
     rule_fields,
@@ -492,12 +493,27 @@ def baskets(draw: st.DrawFn) -> list[Line]:
             line_id=f"L{i}",
             sku_id=draw(st.sampled_from(["a", "b", "c"])),
             category_id=draw(st.sampled_from(["x", "y", None])),
+            category_ancestors=draw(st.sampled_from([(), ("y",), ("z", "y")])),
             brand_id=draw(st.sampled_from(["m", None])),
             quantity=draw(quantities),
             unit_price=draw(prices),
         )
         for i in range(count)
     ]
+
+
+scopes = st.builds(
+    Scope,
+    sku_ids=st.frozensets(st.sampled_from(["a", "b", "c"])),
+    category_ids=st.frozensets(st.sampled_from(["x", "y", "z"])),
+    brand_ids=st.frozensets(st.sampled_from(["m", "n"])),
+)
+
+
+@given(baskets(), scopes)
+def test_the_scope_index_finds_exactly_the_lines_a_scope_matches(lines: list[Line], scope: Scope) -> None:
+    ordered = sorted(lines, key=lambda ln: ln.line_id)
+    assert _ScopeIndex(ordered).members(scope) == [ln for ln in ordered if scope.matches(ln)]
 
 
 @st.composite

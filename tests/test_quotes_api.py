@@ -315,19 +315,48 @@ async def test_units_hooks_and_bad_lines(shop: Shop) -> None:
         headers=shop.t.auth,
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "lines[0].unit_id"
-    for bad in (
-        {"lines": []},
-        {"lines": [{"sku_id": listed, "quantity": "0"}]},
-        {"lines": [{"sku_id": listed}]},
+    for bad, field in (
+        ({"lines": []}, None),
+        ({"lines": [{"sku_id": listed}]}, None),
+        ({"lines": [{"sku_id": listed, "quantity": "0"}]}, "lines[0].quantity"),
+        ({"lines": [{"sku_id": listed, "quantity": "1.00001"}]}, "lines[0].quantity"),
+        ({"lines": [{"sku_id": listed, "quantity": "1"}], "use_fees": "-1"}, "use_fees"),
+        ({"lines": [{"sku_id": listed, "quantity": "1", "addon_of": listed}]}, "lines[0].addon_of"),
     ):
         r = await shop.c.post("/api/v1/quotes", json=bad, headers=shop.t.auth)
         assert r.status_code == 422, bad
+        assert field is None or [e["field"] for e in r.json()["errors"]] == [field], r.text
     r = await shop.c.post(
         "/api/v1/quotes",
         json={"lines": [{"sku_id": listed, "quantity": "1"}], "coupon_codes": ["NOPE-NOPE"]},
         headers=shop.t.auth,
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "coupon_codes[0]"
+
+
+async def test_add_on_purchase(shop: Shop) -> None:
+    """加价购: once the basket reaches 100, one unit of the add-on SKU costs 1.00; the add-on line
+    never counts towards the threshold."""
+    main, extra = await shop.sku("MAIN"), await shop.sku("EXTRA")
+    await shop.price_list(
+        "BASE", "base", [{"sku_id": main, "price": "50.00"}, {"sku_id": extra, "price": "30.00"}]
+    )
+    addon = await shop.promotion(
+        "ADD", "add_on", {"threshold": "100", "addon_price": "1.00", "max_quantity": 1}
+    )
+
+    def basket(main_qty: str) -> dict[str, Any]:
+        return {
+            "lines": [
+                {"line_id": "M", "sku_id": main, "quantity": main_qty},
+                {"line_id": "X", "sku_id": extra, "quantity": "2", "addon_of": addon},
+            ]
+        }
+
+    q = await shop.quote(basket("2"))
+    assert D(line(q, "X")["payable"]) == D("31.00")  # one unit at 1.00, the second at 30.00
+    q = await shop.quote(basket("1"))  # 50 < 100: the add-on price does not apply
+    assert D(line(q, "X")["payable"]) == D("60.00")
 
 
 async def test_dealers_quote_for_themselves_only(client: httpx.AsyncClient, shop: Shop) -> None:
@@ -339,6 +368,17 @@ async def test_dealers_quote_for_themselves_only(client: httpx.AsyncClient, shop
     q = await shop.quote({"lines": [{"sku_id": x, "quantity": "1"}]}, key=key)
     assert q["customer_id"] == parent
     assert "cost_price" not in str(q)
+    # 商品授权: a product the brand has not authorised for this dealer cannot be quoted.
+    y = await shop.sku("Y", list_price="10.00")
+    await shop.post(
+        "/api/v1/product-authorizations", {"effect": "deny", "customer_id": parent, "sku_ids": [y]}
+    )
+    r = await client.post(
+        "/api/v1/quotes",
+        json={"lines": [{"sku_id": x, "quantity": "1"}, {"sku_id": y, "quantity": "1"}]},
+        headers=bearer(key),
+    )
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["lines[1].sku_id"]
     r = await client.post(
         "/api/v1/quotes",
         json={"customer_id": child, "lines": [{"sku_id": x, "quantity": "1"}]},

@@ -18,9 +18,11 @@ from omnicloud.core.db import (
     TENANT,
     TENANT_PARAM,
     Database,
+    ReadOnlyViolation,
     TenantMismatch,
     TenantQuery,
     UnfilterableQuery,
+    set_read_only,
 )
 from omnicloud.core.tenancy import NoTenant, operator_scope, tenant_scope
 from omnicloud.identity.models import Role
@@ -111,8 +113,10 @@ async def test_reader_reads_only_the_tenant_in_context(app, tenant_a, tenant_b):
         assert owners == {UUID(tenant.id)}
 
 
-async def test_reader_refuses_without_a_tenant_or_with_a_tenant_parameter(app, tenant_a, tenant_b):
+async def test_reader_refuses_unchecked_statements_no_tenant_and_a_tenant_parameter(app, tenant_a, tenant_b):
     reader = app.state.db.reader
+    with tenant_scope(UUID(tenant_a.id)), pytest.raises(UnfilterableQuery):
+        await reader.rows(OWNERS.statement)
     with operator_scope(), pytest.raises(NoTenant):
         await reader.rows(OWNERS)
     with tenant_scope(UUID(tenant_a.id)), pytest.raises(TenantMismatch):
@@ -262,3 +266,20 @@ async def test_every_combination_of_product_filters_pages_through_its_own_produc
     for q, names in (("50%", ["Water 50% off"]), ("r_p", ["Water_pump"]), ("%", ["Water 50% off"])):
         got = await _pages(client, tenant_a, {"q": q}, limit=50)
         assert [p["name"] for p in got] == names, q
+
+
+async def test_a_read_only_request_cannot_write(app, tenant_a):
+    """GET handlers and quotes run without a transaction on PostgreSQL, where a write would commit
+    on its own: the session refuses to flush while the request is read-only."""
+    with tenant_scope(UUID(tenant_a.id)):
+        async with app.state.db.read_sessions() as session:
+            set_read_only(True)
+            try:
+                session.add(Unit(code="rw", name="Should never land"))
+                with pytest.raises(ReadOnlyViolation):
+                    await session.flush()
+                await session.rollback()
+            finally:
+                set_read_only(False)
+        async with app.state.db.transaction() as session:
+            assert await session.scalar(select(func.count(Unit.id)).where(Unit.code == "rw")) == 0

@@ -219,3 +219,18 @@ async def test_rls_reads_without_a_transaction_follow_the_tenant(rls_world):
                 assert (await session.execute(sql("select count(*) from roles"))).scalar() == 0
     finally:
         await single.dispose()
+
+
+async def test_rls_app_role_cannot_rewrite_append_only_records(rls_world):
+    """The audit log, the stock journal and the fund ledger only grow: the application role may
+    add rows but never update or delete them."""
+    app_role_db, _, _ = rls_world
+    for table in ("audit_log", "stock_movements", "fund_transfers", "fund_entries"):
+        privileges = await _raw(
+            app_role_db,
+            "select has_table_privilege(current_user, :t, 'INSERT'), "
+            "has_table_privilege(current_user, :t, 'UPDATE'), "
+            "has_table_privilege(current_user, :t, 'DELETE')",
+            {"t": table},
+        )
+        assert privileges == [(True, False, False)], table

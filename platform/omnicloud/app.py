@@ -40,14 +40,28 @@ DOMAIN_ROUTES: list[Any] = [OperatorController, IdentityController, PluginsContr
 def _domain_routes() -> list[Any]:
     from omnicloud.catalog.api import ROUTES as catalog
     from omnicloud.channels.api import ROUTES as channels
+    from omnicloud.distribution.api import ROUTES as distribution
     from omnicloud.inventory.api import ROUTES as inventory
     from omnicloud.policies.prices.api import ROUTES as prices
     from omnicloud.policies.promos.api import ROUTES as promos
     from omnicloud.policies.quotes.api import ROUTES as quotes
     from omnicloud.policies.terms.api import ROUTES as terms
+    from omnicloud.pools.funds.api import ROUTES as funds
     from omnicloud.webhooks.api import ROUTES as webhooks
 
-    return [*DOMAIN_ROUTES, *catalog, *channels, *inventory, *prices, *promos, *terms, *quotes, *webhooks]
+    return [
+        *DOMAIN_ROUTES,
+        *catalog,
+        *channels,
+        *inventory,
+        *prices,
+        *promos,
+        *terms,
+        *quotes,
+        *funds,
+        *distribution,
+        *webhooks,
+    ]
 
 
 @get("/healthz", operation_id="healthz", summary="Liveness", include_in_schema=True, tags=["health"])

@@ -3,11 +3,25 @@
 from omnicloud.catalog import models as catalog
 from omnicloud.channels import models as channels
 from omnicloud.core import models as core
+from omnicloud.distribution import models as distribution
 from omnicloud.identity import models as identity
 from omnicloud.inventory import models as inventory
 from omnicloud.operator import models as operator
 from omnicloud.policies.prices import models as prices
 from omnicloud.policies.promos import models as promos
 from omnicloud.policies.terms import models as terms
+from omnicloud.pools.funds import models as funds
 
-__all__ = ["catalog", "channels", "core", "identity", "inventory", "operator", "prices", "promos", "terms"]
+__all__ = [
+    "catalog",
+    "channels",
+    "core",
+    "distribution",
+    "funds",
+    "identity",
+    "inventory",
+    "operator",
+    "prices",
+    "promos",
+    "terms",
+]

@@ -771,6 +771,7 @@ _CATEGORY_TREE = TenantQuery(select(Category.id, Category.parent_id).where(Categ
 
 
 async def category_with_descendants(reader: TenantReader, category_id: UUID) -> list[UUID]:
+    """The category and every category below it, from one read of the tenant's tree."""
     children: dict[UUID | None, list[UUID]] = {}
     for cid, pid in await reader.rows(_CATEGORY_TREE):
         children.setdefault(pid, []).append(cid)
@@ -801,8 +802,10 @@ async def list_products(
 ) -> tuple[list[ProductOut], str | None]:
     # The hot read path: one Core statement outside a transaction, columns straight into
     # Structs, no ORM (core.db.TenantQuery keeps the tenant guard).
+    params: dict[str, Any] = {"page_size": limit + 1}
     after = decode_cursor(cursor)
-    params: dict[str, Any] = {"after": after, "page_size": limit + 1}
+    if after is not None:
+        params["after"] = after
     if category_id is not None:
         params["categories"] = await category_with_descendants(reader, category_id)
     if brand_id is not None:

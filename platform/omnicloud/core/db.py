@@ -154,6 +154,10 @@ class TenantMismatch(NoTenant):
     """A write carried a tenant id other than the one in context."""
 
 
+class ReadOnlyViolation(RuntimeError):
+    """A handler that promised to only read tried to write: a bug, never bad input."""
+
+
 class TenantSession(Session):
     """The ORM session class every Omnicloud session uses; the guard listens on it."""
 
@@ -206,6 +210,9 @@ def _filter_by_tenant(state: ORMExecuteState) -> None:
 
 @event.listens_for(TenantSession, "before_flush")
 def _stamp_tenant(session: Session, flush_context: Any, instances: Any) -> None:
+    if _read_only.get() and (session.new or session.dirty or session.deleted):
+        # A read-only request runs without a transaction on PostgreSQL: a write would commit alone.
+        raise ReadOnlyViolation("a read-only request (GET, HEAD or a quote) tried to write")
     tid = current_tenant()
     operator = in_operator_scope()
     for obj in session.new:
@@ -358,6 +365,8 @@ class TenantReader:
             event.listen(engine.sync_engine, "begin", _bind_rls_on_begin)
 
     async def rows(self, query: TenantQuery, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
+        if not isinstance(query, TenantQuery):
+            raise UnfilterableQuery("the reader runs TenantQuery statements only: they are checked")
         tid = require_tenant()
         if params and TENANT_PARAM in params:
             raise TenantMismatch("the tenant of a TenantQuery comes from the context, never a parameter")
@@ -395,7 +404,7 @@ def app_role_sql(role: str, password: str | None = None) -> list[str]:
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
         # Append-only records: the application may add to them, never rewrite them.
-        f"REVOKE UPDATE, DELETE ON audit_log, stock_movements FROM {role}",
+        f"REVOKE UPDATE, DELETE ON audit_log, stock_movements, fund_transfers, fund_entries FROM {role}",
     ]
 
 

@@ -181,10 +181,12 @@ async def provide_session(
     state: State, request: Request[Any, Any, Any]
 ) -> AsyncGenerator[AsyncSession, None]:
     """One transaction per request: committed when the handler returns, rolled back when it
-    raises. GET and HEAD requests only read: on PostgreSQL they run without a transaction (each
-    statement sees its own snapshot), so a GET handler must never write."""
+    raises. GET and HEAD requests, and handlers marked ``opt={"read_only": True}`` (a POST that
+    only computes, like a quote), only read: on PostgreSQL they run without a transaction (each
+    statement sees its own snapshot) and on SQLite they take no write lock, so such a handler
+    must never write."""
     # Litestar may finish this generator in another context, so no context-manager reset here.
-    reading = request.method in ("GET", "HEAD")
+    reading = request.method in ("GET", "HEAD") or bool(request.route_handler.opt.get("read_only"))
     set_read_only(reading)
     try:
         factory = state.db.read_sessions if reading else state.db.sessions

@@ -35,10 +35,23 @@ CORE_PERMISSIONS: dict[str, str] = {
     "fees:read": "Read expense offset ratios",
     "fees:write": "Maintain expense offset ratios",
     "quotes:create": "Price a basket (a dealer quotes only for itself)",
+    "funds:read": "Read fund, rebate, fee and deposit accounts, their ledgers and statements",
+    "funds:write": "Confirm or reject remittances, grant fees and adjust accounts",
+    "funds:remit": "File bank remittances (a dealer for itself)",
+    "distribution:read": "Read join applications, product authorisations, supply relations and guide prices",
+    "distribution:write": "Decide join applications; maintain authorisations, supply and guide prices",
 }
 
 _READ_MASTER = ["catalog:read", "regions:read", "customers:read", "stock:read"]
-_READ_POLICIES = ["prices:read", "promotions:read", "credit:read", "rebates:read", "fees:read"]
+_READ_POLICIES = [
+    "prices:read",
+    "promotions:read",
+    "credit:read",
+    "rebates:read",
+    "fees:read",
+    "funds:read",
+    "distribution:read",
+]
 
 BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
     "tenant_admin": ("Tenant administrator", ["*"]),
@@ -55,6 +68,9 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "promotions:write",
             "rebates:write",
             "quotes:create",
+            "funds:read",
+            "distribution:read",
+            "distribution:write",
         ],
     ),
     "sales_rep": ("Sales representative", [*_READ_MASTER, "prices:read", "promotions:read", "quotes:create"]),
@@ -69,6 +85,9 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "rebates:write",
             "fees:write",
             "quotes:create",
+            "funds:read",
+            "funds:write",
+            "funds:remit",
         ],
     ),
     "warehouse": ("Warehouse", [*_READ_MASTER, "stock:write", "warehouses:write"]),
@@ -86,5 +105,17 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "webhooks:read",
         ],
     ),
-    "dealer": ("Dealer", ["catalog:read", "customers:read", "stock:read", "regions:read", "quotes:create"]),
+    "dealer": (
+        "Dealer",
+        [
+            "catalog:read",
+            "customers:read",
+            "stock:read",
+            "regions:read",
+            "quotes:create",
+            "funds:read",
+            "funds:remit",
+            "distribution:read",
+        ],
+    ),
 }

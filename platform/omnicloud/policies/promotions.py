@@ -377,10 +377,53 @@ def validate_promotion(promotion: Promotion) -> None:
         raise PromotionError(pid, "max_quantity", "must be at least 1")
 
 
+class _ScopeIndex:
+    """The lines of one basket by SKU, category (with ancestors) and brand, so that a promotion
+    scoped to a few products finds its lines without scanning the basket: one order is evaluated
+    many times over (mutex groups), and most promotions touch a handful of its lines."""
+
+    def __init__(self, lines: list[Line]) -> None:
+        self.lines = lines
+        self.by_sku: dict[str, list[Line]] = {}
+        self.by_category: dict[str, list[Line]] = {}
+        self.by_brand: dict[str, list[Line]] = {}
+        for ln in lines:
+            self.by_sku.setdefault(ln.sku_id, []).append(ln)
+            for category in (ln.category_id, *ln.category_ancestors):
+                if category is not None:
+                    self.by_category.setdefault(category, []).append(ln)
+            if ln.brand_id is not None:
+                self.by_brand.setdefault(ln.brand_id, []).append(ln)
+        self._members: dict[Scope, list[Line]] = {}
+
+    def members(self, scope: Scope) -> list[Line]:
+        """The lines a scope matches, in basket (line id) order."""
+        found = self._members.get(scope)
+        if found is None:
+            if not scope.sku_ids and not scope.category_ids and not scope.brand_ids:
+                found = self.lines
+            else:
+                hits = {
+                    ln.line_id: ln
+                    for keys, index in (
+                        (scope.sku_ids, self.by_sku),
+                        (scope.category_ids, self.by_category),
+                        (scope.brand_ids, self.by_brand),
+                    )
+                    for key in keys
+                    for ln in index.get(key, ())
+                }
+                found = [hits[i] for i in sorted(hits)]
+            self._members[scope] = found
+        return found
+
+
 class _Basket:
     """Mutable working state of one evaluation: current payable per line plus allocations."""
 
-    def __init__(self, lines: list[Line]) -> None:
+    def __init__(self, index: _ScopeIndex) -> None:
+        lines = index.lines
+        self.index = index
         self.lines = lines
         self.payable: dict[str, Decimal] = {
             ln.line_id: round_money(ln.unit_price * ln.quantity) for ln in lines
@@ -396,9 +439,7 @@ class _Basket:
     def eligible(self, scope: Scope) -> list[Line]:
         """Lines in scope that still have something to pay; add-on lines never count."""
         return [
-            ln
-            for ln in self.lines
-            if scope.matches(ln) and ln.addon_of is None and self.payable[ln.line_id] > 0
+            ln for ln in self.index.members(scope) if ln.addon_of is None and self.payable[ln.line_id] > 0
         ]
 
     def book(
@@ -482,9 +523,7 @@ def _apply_item(basket: _Basket, promotion: StraightDiscount | FixedPrice | NthI
 
 
 def _apply_bundle(basket: _Basket, promotion: Bundle) -> None:
-    by_sku: dict[str, list[Line]] = {}
-    for ln in basket.eligible(Scope()):
-        by_sku.setdefault(ln.sku_id, []).append(ln)
+    by_sku = {c.sku_id: basket.eligible(Scope(sku_ids=frozenset({c.sku_id}))) for c in promotion.components}
     sets = min(
         sum(whole_units(ln.quantity) for ln in by_sku.get(c.sku_id, [])) // c.quantity
         for c in promotion.components
@@ -587,8 +626,9 @@ def _ranked(promotions: list[Promotion]) -> list[Promotion]:
     return sorted(promotions, key=lambda p: (-p.priority, p.promotion_id))
 
 
-def _evaluate(lines: list[Line], chosen: list[Promotion], coupons: list[Coupon]) -> PromotionResult:
-    basket = _Basket(lines)
+def _evaluate(index: _ScopeIndex, chosen: list[Promotion], coupons: list[Coupon]) -> PromotionResult:
+    lines = index.lines
+    basket = _Basket(index)
     stage_totals: list[StageTotal] = []
     for stage in STAGES:
         base = basket.total()
@@ -631,11 +671,11 @@ def _evaluate(lines: list[Line], chosen: list[Promotion], coupons: list[Coupon])
 
 
 def _priority_pick(
-    lines: list[Line], fixed: list[Promotion], members: list[Promotion], coupons: list[Coupon]
+    index: _ScopeIndex, fixed: list[Promotion], members: list[Promotion], coupons: list[Coupon]
 ) -> list[Promotion]:
     """The highest-priority member that actually discounts something alongside the fixed set."""
     for member in _ranked(members):
-        result = _evaluate(lines, [*fixed, member], coupons)
+        result = _evaluate(index, [*fixed, member], coupons)
         if any(a.promotion_id == member.promotion_id for a in result.applied):
             return [member]
     return []
@@ -664,7 +704,7 @@ def apply_promotions(
     for coupon in coupons:
         if coupon.amount < 0 or coupon.threshold < 0:
             raise ValueError(f"coupon {coupon.coupon_id}: amount and threshold must not be negative")
-    ordered = sorted(lines, key=lambda ln: ln.line_id)
+    ordered = _ScopeIndex(sorted(lines, key=lambda ln: ln.line_id))
     active = [p for p in promotions if p.active(now)]
     fixed: list[Promotion] = [p for p in active if p.mutex_group is None]
     groups: dict[str, list[Promotion]] = {}

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from omnicloud.catalog.schemas import Input, check_decimal
+from omnicloud.catalog.schemas import Input
 
 LineId = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
 CouponCode = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9\-]+$")]
@@ -26,9 +26,6 @@ class QuoteLineIn(Input):
     line_id: LineId | None = None
     addon_of: UUID | None = None
 
-    def __post_init__(self) -> None:
-        check_decimal("quantity", self.quantity, places=4, positive=True)
-
 
 class QuoteIn(Input):
     """Price a basket without changing anything. A dealer quotes for itself (``customer_id`` may
@@ -41,10 +38,6 @@ class QuoteIn(Input):
     coupon_codes: Annotated[list[CouponCode], msgspec.Meta(max_length=20)] = []
     use_fees: Decimal | None = None
     use_rebate: Decimal | None = None
-
-    def __post_init__(self) -> None:
-        check_decimal("use_fees", self.use_fees, places=2)
-        check_decimal("use_rebate", self.use_rebate, places=2)
 
 
 class Band(msgspec.Struct, kw_only=True):

@@ -18,7 +18,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicloud.catalog import service as catalog
-from omnicloud.catalog.schemas import UnitPrice
+from omnicloud.catalog.schemas import UnitPrice, check_decimal
 from omnicloud.channels import service as channels
 from omnicloud.core import revisions
 from omnicloud.core.db import utcnow
@@ -26,6 +26,7 @@ from omnicloud.core.errors import Forbidden, Unprocessable, field_error, invalid
 from omnicloud.core.money import round_money
 from omnicloud.core.security import Principal
 from omnicloud.core.tenancy import require_tenant
+from omnicloud.distribution import service as distribution
 from omnicloud.policies import pricing, promotions
 from omnicloud.policies.allocation import allocate
 from omnicloud.policies.offset import OffsetLine, line_cap
@@ -51,7 +52,7 @@ from omnicloud.policies.quotes.schemas import (
 from omnicloud.policies.terms import service as terms
 
 ZERO = Decimal("0.00")
-TOPICS = ("prices", "promotions", "terms")
+TOPICS = ("prices", "promotions", "terms", distribution.TOPIC)
 FLOOR_SEVERITY = {"pass": 0, "warn": 1, "needs_approval": 2, "block": 3}
 
 
@@ -72,8 +73,7 @@ class _Line:
 async def quote(
     session: AsyncSession, plugins: Any, principal: Principal, data: QuoteIn, *, max_lines: int
 ) -> QuoteOut:
-    if len(data.lines) > max_lines:
-        raise invalid("lines", f"a quote takes at most {max_lines} lines")
+    _check_numbers(data, max_lines)
     party = await _party(session, principal, data.customer_id)
     today = utcnow().date()
     day = data.date or today
@@ -82,6 +82,19 @@ async def quote(
     channel = data.channel or (party.channel if party else None)
     revs = await revisions.current(session, TOPICS)
     lines = await _lines(session, data)
+    if party is not None:
+        book_of_rights = await distribution.authorization_book(session, revs[distribution.TOPIC])
+        denied = distribution.unauthorized_in(book_of_rights, party, (ln.facts for ln in lines), day)
+        if denied:
+            raise Unprocessable(
+                "the customer is not authorised to buy some of these products",
+                code="not_authorized",
+                errors=[
+                    field_error(f"lines[{ln.position}].sku_id", "not authorised for this customer (商品授权)")
+                    for ln in lines
+                    if ln.facts.sku_id in denied
+                ],
+            )
 
     book = await prices.price_book(session, revs["prices"])
     context = pricing.PricingContext(
@@ -127,6 +140,14 @@ async def quote(
         channel=channel,
         store_id=None,
     )
+    addons = {p.promotion_id for p in offered if isinstance(p, promotions.AddOnPurchase)}
+    bad_addons = [
+        field_error(f"lines[{ln.position}].addon_of", "no add-on promotion with this id is offered here")
+        for ln in lines
+        if ln.raw.addon_of is not None and str(ln.raw.addon_of) not in addons
+    ]
+    if bad_addons:
+        raise Unprocessable("some lines name an add-on promotion that is not offered", errors=bad_addons)
     coupons = await promos.coupons_for(
         session, list(data.coupon_codes), customer_id=party.customer_id if party else None, now=now
     )
@@ -292,6 +313,22 @@ async def quote(
             due=due,
         ),
     )
+
+
+def _check_numbers(data: QuoteIn, max_lines: int) -> None:
+    """Quantities and amounts, each error naming its field."""
+    if len(data.lines) > max_lines:
+        raise invalid("lines", f"a quote takes at most {max_lines} lines")
+    checks = [(f"lines[{i}].quantity", ln.quantity, 4, True) for i, ln in enumerate(data.lines)]
+    checks += [("use_fees", data.use_fees, 2, False), ("use_rebate", data.use_rebate, 2, False)]
+    errors = []
+    for field, value, places, positive in checks:
+        try:
+            check_decimal(field, value, places=places, positive=positive)
+        except ValueError as exc:
+            errors.append(field_error(field, str(exc).removeprefix(f"{field} ")))
+    if errors:
+        raise Unprocessable("some numbers are out of range", code="validation_failed", errors=errors)
 
 
 def _s(value: UUID | None) -> str | None:
