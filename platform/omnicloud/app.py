@@ -47,6 +47,7 @@ def _domain_routes() -> list[Any]:
     from omnicloud.policies.quotes.api import ROUTES as quotes
     from omnicloud.policies.terms.api import ROUTES as terms
     from omnicloud.pools.funds.api import ROUTES as funds
+    from omnicloud.pools.orders.api import ROUTES as orders
     from omnicloud.webhooks.api import ROUTES as webhooks
 
     return [
@@ -59,6 +60,7 @@ def _domain_routes() -> list[Any]:
         *terms,
         *quotes,
         *funds,
+        *orders,
         *distribution,
         *webhooks,
     ]

@@ -11,6 +11,7 @@ from omnicloud.policies.prices import models as prices
 from omnicloud.policies.promos import models as promos
 from omnicloud.policies.terms import models as terms
 from omnicloud.pools.funds import models as funds
+from omnicloud.pools.orders import models as orders
 
 __all__ = [
     "catalog",
@@ -21,6 +22,7 @@ __all__ = [
     "identity",
     "inventory",
     "operator",
+    "orders",
     "prices",
     "promos",
     "terms",

@@ -17,11 +17,12 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.types import ASGIApp, Receive, Scope, Send
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnicloud.core.db import set_read_only
+from omnicloud.core.db import set_read_only, utcnow
 from omnicloud.core.errors import (
     Forbidden,
     PreconditionRequired,
@@ -29,9 +30,10 @@ from omnicloud.core.errors import (
     Unauthorized,
     Unprocessable,
 )
+from omnicloud.core.ids import new_id
 from omnicloud.core.models import IdempotencyRecord
 from omnicloud.core.security import Principal, current_principal, parse_credential, set_principal
-from omnicloud.core.tenancy import NoTenant, set_tenant
+from omnicloud.core.tenancy import NoTenant, require_tenant, set_tenant
 
 log = logging.getLogger("omnicloud.http")
 
@@ -255,7 +257,9 @@ async def idempotent(
 
     The record is inserted in the request's own transaction, before the work, so concurrent
     requests with the same key wait on it (PostgreSQL's unique index; SQLite's write lock)
-    and then replay the stored response. The same key with a different body is a 422.
+    and then replay the stored response. The same key with a different body is a 422. The
+    insert skips a conflicting key instead of failing, so no savepoint is needed: two
+    statements per keyed request, whatever the work.
     """
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
@@ -274,12 +278,22 @@ async def idempotent(
             ]
         )
     ).hexdigest()
-    record = IdempotencyRecord(key=key, fingerprint=fingerprint, status_code=0, body=b"")
-    try:
-        async with session.begin_nested():
-            session.add(record)
-            await session.flush()
-    except IntegrityError:
+    record_id = new_id()
+    claim = (
+        _dialect_insert(session)(IdempotencyRecord)
+        .values(
+            tenant_id=require_tenant(),
+            id=record_id,
+            key=key,
+            fingerprint=fingerprint,
+            status_code=0,
+            body=b"",
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
+        .returning(IdempotencyRecord.id)
+    )
+    if (await session.execute(claim)).scalar() is None:
         stored = await session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
         if stored is None:
             raise Problem(
@@ -297,10 +311,20 @@ async def idempotent(
         )
     result = await create()
     encoded = msgspec.json.encode(result)
-    record.status_code = status_code
-    record.body = encoded
-    await session.flush()
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.id == record_id)
+        .values(status_code=status_code, body=encoded)
+        .execution_options(synchronize_session=False)
+    )
     return Response(content=encoded, status_code=status_code, media_type="application/json")
+
+
+def _dialect_insert(session: AsyncSession) -> Any:
+    """INSERT with ON CONFLICT for the session's database (PostgreSQL or SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert
+    return sqlite_insert
 
 
 def _json(status_code: int, result: Any) -> Response[bytes]:

@@ -40,6 +40,10 @@ CORE_PERMISSIONS: dict[str, str] = {
     "funds:remit": "File bank remittances (a dealer for itself)",
     "distribution:read": "Read join applications, product authorisations, supply relations and guide prices",
     "distribution:write": "Decide join applications; maintain authorisations, supply and guide prices",
+    "orders:read": "Read orders with their lines and history (a dealer: its own subtree's)",
+    "orders:write": "Submit, cancel and confirm receipt of orders (a dealer: its own)",
+    "orders:approve": "Approve or reject orders waiting for approval",
+    "orders:ship": "Ship orders from the brand's warehouses",
 }
 
 _READ_MASTER = ["catalog:read", "regions:read", "customers:read", "stock:read"]
@@ -71,6 +75,9 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "funds:read",
             "distribution:read",
             "distribution:write",
+            "orders:read",
+            "orders:write",
+            "orders:approve",
         ],
     ),
     "sales_rep": ("Sales representative", [*_READ_MASTER, "prices:read", "promotions:read", "quotes:create"]),
@@ -88,9 +95,14 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "funds:read",
             "funds:write",
             "funds:remit",
+            "orders:read",
+            "orders:approve",
         ],
     ),
-    "warehouse": ("Warehouse", [*_READ_MASTER, "stock:write", "warehouses:write"]),
+    "warehouse": (
+        "Warehouse",
+        [*_READ_MASTER, "stock:write", "warehouses:write", "orders:read", "orders:ship"],
+    ),
     "store_clerk": ("Store clerk", ["catalog:read", "stock:read", "quotes:create"]),
     "service_agent": ("Service agent", ["catalog:read", "customers:read"]),
     "auditor": (
@@ -103,6 +115,7 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "plugins:read",
             "audit:read",
             "webhooks:read",
+            "orders:read",
         ],
     ),
     "dealer": (
@@ -116,6 +129,8 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "funds:read",
             "funds:remit",
             "distribution:read",
+            "orders:read",
+            "orders:write",
         ],
     ),
 }

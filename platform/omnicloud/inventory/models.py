@@ -78,7 +78,8 @@ class StockLevel(TenantOwned):
 
 
 class StockReservation(TenantOwned):
-    """A hold on one stock level: placed, then released or consumed exactly once."""
+    """A hold on one stock level: placed, then released or consumed exactly once. ``quantity``
+    is what it holds: a partial consume (``consume_many``) lowers it and leaves it placed."""
 
     __tablename__ = "stock_reservations"
     __table_args__ = (

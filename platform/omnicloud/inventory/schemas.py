@@ -176,6 +176,17 @@ class ReservationIn(Input):
         self.quantity = check_quantity("quantity", self.quantity)
 
 
+class StockRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of a batched hold (``inventory.service.reserve_many``), built by services, not
+    decoded from a request: ``lot_no`` None takes any lot of the SKU in the warehouse, in
+    allocation order; ``""`` is the SKU's stock without a lot."""
+
+    warehouse_id: UUID
+    sku_id: UUID
+    quantity: Decimal
+    lot_no: str | None = None
+
+
 class TransferIn(Input):
     """Move available stock of one lot from one warehouse to another, atomically."""
 

@@ -7,28 +7,87 @@ changes nothing. Quantities are rounded to the column's 4 places inside the stat
 SQLite's floating-point arithmetic cannot drift. Dealer users see only warehouses owned by
 their customer and its sub-dealers; everything else answers 404 (or 422 when referenced
 from a request body).
+
+Batched holds, for the order service: every line of an order held, shipped or cancelled in one
+transaction with a number of statements that does not grow with the number of lines. They run
+inside the caller's transaction and never commit; on a Problem the caller's transaction must
+roll back (a request does when the Problem propagates). ``actor`` is recorded on the movements
+and, when it is a dealer user, limits the warehouses as the single-hold endpoints do: the order
+service passes None when it holds its supplier's stock. ``reference`` (e.g. ``"order:<id>"``,
+at most 80 characters: it is the audit entry's object id) ties the holds of one document.
+The audit entry and the outbox event of a call are added to the session and written by the
+caller's next flush or commit, together with its own.
+
+``reserve_many(session, actor, requests: Sequence[StockRequest], *, reference: str) -> list[ReservationOut]``
+    Places holds for every request, all or nothing: a request that available stock (on hand −
+    reserved) cannot cover is a 409 ``insufficient_stock`` naming its index
+    (``errors[0].field`` is ``requests[<i>].quantity``) and SKU, raised before anything is
+    written; a warehouse that does not exist (or is out of a dealer's scope) is a 422 on
+    ``requests[<i>].warehouse_id``, an inactive one a 409 ``warehouse_inactive``. A request with
+    ``lot_no`` None is allocated across the SKU's lots in that warehouse in
+    :func:`allocation_key` order (earliest expiry first, lots without an expiry date last, then
+    lot number; ``""``, stock without a lot, has no expiry), so it may take several holds;
+    industry_food will plug FEFO with freshness windows in at that point (no hook yet). Returns
+    the holds in request order. Four statements whatever the number of requests: one SELECT that locks the
+    candidate levels (``FOR NO KEY UPDATE``, in id order, so concurrent batches cannot
+    deadlock; SQLite serialises writers with ``BEGIN IMMEDIATE``), one UPDATE of every level
+    (a CASE per level, guarded by ``reserved + x <= on_hand`` with the CHECK constraint as
+    backstop and its row count verified), one INSERT of the holds and one of the movements.
+``consume_many(session, actor, reference, quantities: Mapping[UUID, Decimal] | None = None)``
+    Ships, returning ``list[ReservationOut]``: posts the reference's placed holds (an ``issue``
+    movement each: on hand and reserved go down). ``quantities`` (reservation id → quantity)
+    posts only those holds, each by that much; a hold posted in part stays placed with the rest
+    as its ``quantity``. Every problem is found before anything is written: an id that is not a
+    hold of the reference, or a bad quantity, is a 422 on ``quantities[<id>]``, a hold no
+    longer placed a 409 ``reservation_closed``, more than a hold holds a 409
+    ``exceeds_reservation``. With nothing placed (or ``quantities`` empty) it does nothing and
+    returns [].
+``release_many(session, actor, reference: str) -> list[ReservationOut]``
+    Cancels: voids every placed hold of the reference (a ``release`` movement each); with
+    nothing placed it does nothing and returns [].
+
+Both close each hold exactly once: they lock the reference's holds with their levels (levels
+first, in id order; the single-hold endpoints lock in the same order), then a conditional
+UPDATE on ``status = 'placed'`` whose row count is verified; the loser of a race sees the holds
+closed (a 409, or nothing left to release) and changes nothing. Four statements whatever the
+number of holds: the locking SELECT, one UPDATE of the holds, one of the levels, one INSERT of
+the movements. Both return the holds they changed, oldest first, as they are afterwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import ColumnElement, and_, func, literal_column, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from omnicloud.catalog import service as catalog
 from omnicloud.channels import service as channels
 from omnicloud.core import audit, events
 from omnicloud.core.csvio import RowError, parse_rows, raise_if_errors, to_csv
 from omnicloud.core.db import utcnow
-from omnicloud.core.errors import Conflict, NotFound, invalid
+from omnicloud.core.errors import Conflict, NotFound, field_error, invalid
 from omnicloud.core.ids import new_id
 from omnicloud.core.paging import paged_query, split_page
 from omnicloud.core.security import Principal
@@ -55,17 +114,20 @@ from omnicloud.inventory.schemas import (
     StockChangeOut,
     StockCsvRow,
     StockLevelOut,
+    StockRequest,
     TransferIn,
     WarehouseIn,
     WarehouseOut,
     WarehousePatch,
+    check_quantity,
 )
 
 ZERO = Decimal("0.0000")  # quantities carry the column's 4 places
 
 
-def insufficient(detail: str) -> Conflict:
-    return Conflict(detail, code="insufficient_stock")
+def insufficient(detail: str, *, field: str | None = None) -> Conflict:
+    errors = [field_error(field, detail)] if field else None
+    return Conflict(detail, code="insufficient_stock", errors=errors)
 
 
 # --- dealer scope ---------------------------------------------------------------------------
@@ -717,21 +779,31 @@ async def get_reservation(
 async def _close(
     session: AsyncSession, actor: Principal | None, reservation_id: UUID, status: str
 ) -> ReservationOut:
-    """Release or consume a placed reservation, exactly once."""
+    """Release or consume a placed reservation, exactly once. The level is locked before the
+    reservation, the order the batched functions lock in, so the two cannot deadlock."""
     reservation = await _visible_reservation(session, actor, reservation_id)
-    closed_at = utcnow()
-    result = await session.execute(
-        update(StockReservation)
-        .where(StockReservation.id == reservation.id, StockReservation.status == "placed")
-        .values(status=status, closed_at=closed_at)
-        .execution_options(synchronize_session=False)
+    level = await session.get(
+        StockLevel,
+        (require_tenant(), reservation.level_id),
+        with_for_update={"key_share": True},
+        populate_existing=True,
     )
-    if result.rowcount != 1:
+    assert level is not None
+    closed_at = utcnow()
+    row = (
+        await session.execute(
+            update(StockReservation)
+            .where(StockReservation.id == reservation.id, StockReservation.status == "placed")
+            .values(status=status, closed_at=closed_at)
+            .returning(StockReservation.quantity)  # a partial consume may have lowered it meanwhile
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if row is None:
         await session.refresh(reservation)
         raise Conflict(f"the reservation is already {reservation.status}", code="reservation_closed")
+    set_committed_value(reservation, "quantity", row.quantity)
     reservation.status, reservation.closed_at = status, closed_at
-    level = await session.get(StockLevel, (require_tenant(), reservation.level_id))
-    assert level is not None
     q = reservation.quantity
     if status == "released":
         moved = await _move(session, actor, level, "release", ZERO, -q, reservation_id=reservation.id)
@@ -777,6 +849,455 @@ async def list_reservations(
     rows = (await session.scalars(paged_query(stmt, StockReservation.id, cursor, limit))).all()
     items, nxt = split_page(rows, limit)
     return [reservation_out(r) for r in items], nxt
+
+
+# --- batched holds (orders) -----------------------------------------------------------------
+
+AUDIT_ID_MAX = 80  # a batch's audit entry is filed under its reference
+
+
+@dataclass
+class Candidate:
+    """A stock level a request may take from, as locked for allocation."""
+
+    id: UUID
+    warehouse_id: UUID
+    sku_id: UUID
+    lot_no: str
+    expiry_date: date | None
+    available: Decimal
+
+
+def allocation_key(level: Candidate) -> tuple[bool, date, str]:
+    """The order in which a request without a lot number takes the SKU's lots in a warehouse:
+    earliest expiry first, lots without an expiry date last, then lot number. industry_food
+    will plug FEFO with freshness windows in here."""
+    return (level.expiry_date is None, level.expiry_date or date.min, level.lot_no)
+
+
+@dataclass
+class _Take:
+    index: int  # of the request
+    level: Candidate
+    quantity: Decimal
+
+
+@dataclass
+class _Change:
+    """What one hold does to its level."""
+
+    reservation_id: UUID
+    level_id: UUID
+    warehouse_id: UUID
+    sku_id: UUID
+    lot_no: str
+    on_hand: Decimal
+    reserved: Decimal
+
+
+def _check_reference(reference: str) -> None:
+    if not 1 <= len(reference) <= AUDIT_ID_MAX:
+        raise invalid("reference", f"must be 1 to {AUDIT_ID_MAX} characters")
+
+
+def _quantity(field: str, value: Decimal) -> Decimal:
+    try:
+        return check_quantity(field, Decimal(value))
+    except ValueError as exc:
+        raise invalid(field, str(exc).split(": ", 1)[1]) from None
+
+
+def _actor_name(actor: Principal | None) -> str:
+    return actor.actor if actor else "system"
+
+
+def _shifted(column: Any, key: Any, deltas: Mapping[UUID, Decimal]) -> Any:
+    """``column`` plus each row's delta (a CASE on ``key``), rounded as :func:`_move` rounds."""
+    moving = sorted((k, d) for k, d in deltas.items() if d)
+    if not moving:
+        return column
+    return _round(column + case(*[(key == k, d) for k, d in moving], else_=ZERO))
+
+
+async def _apply_changes(
+    session: AsyncSession,
+    actor: Principal | None,
+    reference: str,
+    kind: str,
+    changes: Sequence[_Change],
+    now: datetime,
+) -> list[MovementOut]:
+    """Move every level the holds touch in one conditional UPDATE, then journal one movement
+    per hold in one INSERT. Each movement's ``*_after`` is its level after it: the UPDATE
+    returns the level after all of them, and the journal walks back from there."""
+    deltas: dict[UUID, tuple[Decimal, Decimal]] = {}
+    for c in changes:
+        on_hand, reserved = deltas.get(c.level_id, (ZERO, ZERO))
+        deltas[c.level_id] = (on_hand + c.on_hand, reserved + c.reserved)
+    new_on_hand = _shifted(StockLevel.on_hand, StockLevel.id, {k: d[0] for k, d in deltas.items()})
+    new_reserved = _shifted(StockLevel.reserved, StockLevel.id, {k: d[1] for k, d in deltas.items()})
+    values: dict[str, Any] = {"reserved": new_reserved, "updated_at": now}
+    if new_on_hand is not StockLevel.on_hand:
+        values["on_hand"] = new_on_hand
+    rows = await session.execute(
+        update(StockLevel)
+        .where(StockLevel.id.in_(sorted(deltas)), new_reserved >= 0, new_on_hand >= new_reserved)
+        .values(**values)
+        .returning(StockLevel.id, StockLevel.on_hand, StockLevel.reserved)
+        .execution_options(synchronize_session=False)
+    )
+    running = {r.id: (r.on_hand, r.reserved) for r in rows}
+    if len(running) != len(deltas):  # the levels were locked: only a bug gets here
+        raise insufficient("a stock level no longer covers the holds")
+    afters: list[tuple[Decimal, Decimal]] = []
+    for c in reversed(changes):
+        on_hand, reserved = running[c.level_id]
+        afters.append((on_hand, reserved))
+        running[c.level_id] = (on_hand - c.on_hand, reserved - c.reserved)
+    afters.reverse()
+    tid, by = require_tenant(), _actor_name(actor)
+    journal = [
+        {
+            "tenant_id": tid,
+            "id": new_id(),
+            "warehouse_id": c.warehouse_id,
+            "sku_id": c.sku_id,
+            "lot_no": c.lot_no,
+            "kind": kind,
+            "on_hand_delta": c.on_hand,
+            "reserved_delta": c.reserved,
+            "on_hand_after": on_hand,
+            "reserved_after": reserved,
+            "reservation_id": c.reservation_id,
+            "transfer_id": None,
+            "reason": None,
+            "reference": reference,
+            "actor": by,
+            "at": now,
+        }
+        for c, (on_hand, reserved) in zip(changes, afters, strict=True)
+    ]
+    await session.execute(insert(StockMovement), journal)
+    return [MovementOut(**{k: v for k, v in m.items() if k != "tenant_id"}) for m in journal]
+
+
+def _batch_recorded(
+    session: AsyncSession,
+    action: str,
+    event: str,
+    reference: str,
+    holds: Sequence[ReservationOut],
+    movements: list[MovementOut],
+) -> None:
+    """One audit entry and one outbox event per call, whatever the number of holds."""
+    after = {
+        "reference": reference,
+        "holds": [
+            {"id": str(h.id), "quantity": str(m.reserved_delta.copy_abs()), "status": h.status}
+            for h, m in zip(holds, movements, strict=True)
+        ],
+    }
+    audit.record(session, action, "stock_holds", reference, after=after)
+    events.emit(session, event, {"reference": reference, "movements": movements})
+
+
+_CANDIDATE_COLUMNS = (
+    StockLevel.id,
+    StockLevel.warehouse_id,
+    StockLevel.sku_id,
+    StockLevel.lot_no,
+    StockLevel.on_hand,
+    StockLevel.reserved,
+    Lot.expiry_date,
+    Warehouse.code,
+    Warehouse.status,
+)
+
+
+async def _lock_candidates(session: AsyncSession, requests: Sequence[StockRequest]) -> list[Any]:
+    """Every level the requests may take from, locked in id order, in one statement."""
+    any_lot = sorted({(r.warehouse_id, r.sku_id) for r in requests if r.lot_no is None})
+    one_lot = sorted({(r.warehouse_id, r.sku_id, r.lot_no) for r in requests if r.lot_no is not None})
+    wanted = []
+    if any_lot:
+        wanted.append(tuple_(StockLevel.warehouse_id, StockLevel.sku_id).in_(any_lot))
+    if one_lot:
+        wanted.append(tuple_(StockLevel.warehouse_id, StockLevel.sku_id, StockLevel.lot_no).in_(one_lot))
+    stmt = (
+        select(*_CANDIDATE_COLUMNS)
+        .join(
+            Warehouse,
+            and_(Warehouse.tenant_id == StockLevel.tenant_id, Warehouse.id == StockLevel.warehouse_id),
+        )
+        .outerjoin(
+            Lot,
+            and_(
+                Lot.tenant_id == StockLevel.tenant_id,
+                Lot.sku_id == StockLevel.sku_id,
+                Lot.lot_no == StockLevel.lot_no,
+            ),
+        )
+        .where(or_(*wanted))
+        .order_by(StockLevel.id)
+        .with_for_update(of=StockLevel, key_share=True)
+    )
+    return list((await session.execute(stmt)).all())
+
+
+def _allocate(
+    requests: Sequence[StockRequest], quantities: Sequence[Decimal], levels: Sequence[Candidate]
+) -> tuple[list[_Take], tuple[int, Decimal] | None]:
+    """Takes for every request, in request order; or the first request that stock cannot
+    cover, with what was left for it."""
+    groups: dict[tuple[UUID, UUID], list[Candidate]] = {}
+    for level in levels:
+        groups.setdefault((level.warehouse_id, level.sku_id), []).append(level)
+    for group in groups.values():
+        group.sort(key=allocation_key)
+    takes: list[_Take] = []
+    for index, (request, wanted) in enumerate(zip(requests, quantities, strict=True)):
+        group = groups.get((request.warehouse_id, request.sku_id), [])
+        if request.lot_no is not None:
+            group = [c for c in group if c.lot_no == request.lot_no]
+        available = sum((c.available for c in group), ZERO)
+        if available < wanted:
+            return takes, (index, available)
+        for level in group:
+            part = min(level.available, wanted)
+            if part > 0:
+                takes.append(_Take(index, level, part))
+                level.available -= part
+                wanted -= part
+    return takes, None
+
+
+async def _shortage(
+    session: AsyncSession, actor: Principal | None, index: int, request: StockRequest, available: Decimal
+) -> Conflict:
+    """The 409 for a request stock cannot cover (a 422 when its warehouse or SKU does not exist)."""
+    await _stock_warehouse(session, actor, request.warehouse_id, f"requests[{index}].warehouse_id")
+    sku = await catalog.require_sku(session, request.sku_id, field=f"requests[{index}].sku_id")
+    lot = "" if request.lot_no is None else f" lot {request.lot_no!r} of"
+    return insufficient(
+        f"requests[{index}]: only {available.normalize():f} of{lot} SKU {sku.code} available",
+        field=f"requests[{index}].quantity",
+    )
+
+
+def _hold_out(row: Mapping[str, Any]) -> ReservationOut:
+    return ReservationOut(
+        id=row["id"],
+        warehouse_id=row["warehouse_id"],
+        sku_id=row["sku_id"],
+        lot_no=row["lot_no"],
+        quantity=row["quantity"],
+        status=row["status"],
+        reference=row["reference"],
+        created_at=row["created_at"],
+        closed_at=row["closed_at"],
+    )
+
+
+async def reserve_many(
+    session: AsyncSession, actor: Principal | None, requests: Sequence[StockRequest], *, reference: str
+) -> list[ReservationOut]:
+    """Hold stock for every request, all or nothing (see the module docstring)."""
+    _check_reference(reference)
+    quantities = [_quantity(f"requests[{i}].quantity", r.quantity) for i, r in enumerate(requests)]
+    if not requests:
+        return []
+    scope = await visible_warehouse_ids(session, actor)
+    for i, r in enumerate(requests):
+        if scope is not None and r.warehouse_id not in scope:
+            raise invalid(f"requests[{i}].warehouse_id", "no such warehouse")
+    rows = await _lock_candidates(session, requests)
+    inactive = {r.warehouse_id: r.code for r in rows if r.status != "active"}
+    for r in requests:
+        if r.warehouse_id in inactive:
+            raise Conflict(f"warehouse {inactive[r.warehouse_id]} is inactive", code="warehouse_inactive")
+    levels = [
+        Candidate(
+            id=r.id,
+            warehouse_id=r.warehouse_id,
+            sku_id=r.sku_id,
+            lot_no=r.lot_no,
+            expiry_date=r.expiry_date,
+            available=r.on_hand - r.reserved,
+        )
+        for r in rows
+    ]
+    takes, short = _allocate(requests, quantities, levels)
+    if short is not None:
+        index, available = short
+        raise await _shortage(session, actor, index, requests[index], available)
+    tid, now = require_tenant(), utcnow()
+    holds = [
+        {
+            "tenant_id": tid,
+            "id": new_id(),
+            "level_id": t.level.id,
+            "warehouse_id": t.level.warehouse_id,
+            "sku_id": t.level.sku_id,
+            "lot_no": t.level.lot_no,
+            "quantity": t.quantity,
+            "status": "placed",
+            "reference": reference,
+            "created_at": now,
+            "closed_at": None,
+        }
+        for t in takes
+    ]
+    await session.execute(insert(StockReservation), holds)
+    changes = [
+        _Change(h["id"], h["level_id"], h["warehouse_id"], h["sku_id"], h["lot_no"], ZERO, h["quantity"])
+        for h in holds
+    ]
+    movements = await _apply_changes(session, actor, reference, "reserve", changes, now)
+    outs = [_hold_out(h) for h in holds]
+    _batch_recorded(session, "reserve", "stock.reserved", reference, outs, movements)
+    return outs
+
+
+_HELD_COLUMNS = (
+    StockReservation.id,
+    StockReservation.level_id,
+    StockReservation.warehouse_id,
+    StockReservation.sku_id,
+    StockReservation.lot_no,
+    StockReservation.quantity,
+    StockReservation.status,
+    StockReservation.reference,
+    StockReservation.created_at,
+    StockReservation.closed_at,
+)
+
+
+async def _lock_holds(session: AsyncSession, actor: Principal | None, reference: str) -> list[Any]:
+    """Every hold of the reference, each after its level, locked in (level, hold) id order;
+    a hold closed concurrently shows its new status."""
+    stmt = (
+        select(*_HELD_COLUMNS)
+        .select_from(StockLevel)
+        .join(
+            StockReservation,
+            and_(
+                StockReservation.tenant_id == StockLevel.tenant_id, StockReservation.level_id == StockLevel.id
+            ),
+        )
+        .where(StockReservation.reference == reference)
+        .order_by(StockLevel.id, StockReservation.id)
+        .with_for_update(of=[StockLevel, StockReservation], key_share=True)
+    )
+    rows = list((await session.execute(stmt)).all())
+    scope = await visible_warehouse_ids(session, actor)
+    if scope is not None and any(r.warehouse_id not in scope for r in rows):
+        raise NotFound("no such reservation")
+    return sorted(rows, key=lambda r: r.id)
+
+
+def _taken(
+    rows: Sequence[Any], quantities: Mapping[UUID, Decimal] | None, reference: str
+) -> list[tuple[Any, Decimal]]:
+    """The holds to close and how much of each, oldest first; every problem before any write."""
+    if quantities is None:
+        return [(r, r.quantity) for r in rows if r.status == "placed"]
+    by_id = {r.id: r for r in rows}
+    taken = []
+    for rid in sorted(quantities):
+        field = f"quantities[{rid}]"
+        part = _quantity(field, quantities[rid])
+        row = by_id.get(rid)
+        if row is None:
+            raise invalid(field, f"no hold of {reference}")
+        if row.status != "placed":
+            raise Conflict(f"reservation {rid} is already {row.status}", code="reservation_closed")
+        if part > row.quantity:
+            raise Conflict(
+                f"reservation {rid} holds only {row.quantity.normalize():f}", code="exceeds_reservation"
+            )
+        taken.append((row, part))
+    return taken
+
+
+async def _close_holds(
+    session: AsyncSession, taken: Sequence[tuple[Any, Decimal]], status: str, now: datetime
+) -> None:
+    """Close the taken holds (or lower a partly taken one) in one UPDATE, each exactly once."""
+    closing = [r.id for r, part in taken if part == r.quantity]
+    partial = {r.id: -part for r, part in taken if part != r.quantity}
+    stmt = update(StockReservation).where(
+        StockReservation.id.in_([r.id for r, _ in taken]), StockReservation.status == "placed"
+    )
+    values: dict[str, Any] = {}
+    if partial:
+        new_quantity = _shifted(StockReservation.quantity, StockReservation.id, partial)
+        values["quantity"] = new_quantity
+        stmt = stmt.where(new_quantity > 0)
+        if closing:
+            is_closing = StockReservation.id.in_(closing)
+            values["status"] = case((is_closing, status), else_="placed")
+            values["closed_at"] = case(
+                (is_closing, literal(now, StockReservation.closed_at.type)), else_=null()
+            )
+    else:
+        values.update(status=status, closed_at=now)
+    result = await session.execute(stmt.values(**values).execution_options(synchronize_session=False))
+    if result.rowcount != len(taken):  # type: ignore[attr-defined]
+        raise Conflict("the holds were closed by a concurrent request", code="reservation_closed")
+
+
+async def _close_many(
+    session: AsyncSession,
+    actor: Principal | None,
+    reference: str,
+    status: str,
+    quantities: Mapping[UUID, Decimal] | None = None,
+) -> list[ReservationOut]:
+    _check_reference(reference)
+    rows = await _lock_holds(session, actor, reference)
+    taken = _taken(rows, quantities, reference)
+    if not taken:
+        return []
+    now = utcnow()
+    await _close_holds(session, taken, status, now)
+    consumed = status == "consumed"
+    changes = [
+        _Change(r.id, r.level_id, r.warehouse_id, r.sku_id, r.lot_no, -part if consumed else ZERO, -part)
+        for r, part in taken
+    ]
+    kind = "issue" if consumed else "release"
+    movements = await _apply_changes(session, actor, reference, kind, changes, now)
+    outs = [
+        _hold_out(
+            {
+                **r._mapping,
+                "quantity": r.quantity if part == r.quantity else r.quantity - part,
+                "status": status if part == r.quantity else "placed",
+                "closed_at": now if part == r.quantity else None,
+            }
+        )
+        for r, part in taken
+    ]
+    action, event = ("consume", "stock.issued") if consumed else ("release", "stock.released")
+    _batch_recorded(session, action, event, reference, outs, movements)
+    return outs
+
+
+async def consume_many(
+    session: AsyncSession,
+    actor: Principal | None,
+    reference: str,
+    quantities: Mapping[UUID, Decimal] | None = None,
+) -> list[ReservationOut]:
+    """Ship: post the reference's placed holds, all or part (see the module docstring)."""
+    return await _close_many(session, actor, reference, "consumed", quantities)
+
+
+async def release_many(
+    session: AsyncSession, actor: Principal | None, reference: str
+) -> list[ReservationOut]:
+    """Cancel: void every placed hold of the reference, each exactly once (see the module docstring)."""
+    return await _close_many(session, actor, reference, "released")
 
 
 # --- reading stock --------------------------------------------------------------------------

@@ -395,6 +395,7 @@ class _ScopeIndex:
             if ln.brand_id is not None:
                 self.by_brand.setdefault(ln.brand_id, []).append(ln)
         self._members: dict[Scope, list[Line]] = {}
+        self.gross = {ln.line_id: round_money(ln.unit_price * ln.quantity) for ln in lines}
 
     def members(self, scope: Scope) -> list[Line]:
         """The lines a scope matches, in basket (line id) order."""
@@ -425,9 +426,7 @@ class _Basket:
         lines = index.lines
         self.index = index
         self.lines = lines
-        self.payable: dict[str, Decimal] = {
-            ln.line_id: round_money(ln.unit_price * ln.quantity) for ln in lines
-        }
+        self.payable: dict[str, Decimal] = dict(index.gross)
         self.allocations: dict[str, list[Allocation]] = {ln.line_id: [] for ln in lines}
         self.item_discounted: set[str] = set()
         self.gifts: list[LineResult] = []
@@ -650,7 +649,7 @@ def _evaluate(index: _ScopeIndex, chosen: list[Promotion], coupons: list[Coupon]
             line_id=ln.line_id,
             sku_id=ln.sku_id,
             quantity=ln.quantity,
-            gross=round_money(ln.unit_price * ln.quantity),
+            gross=index.gross[ln.line_id],
             payable=basket.payable[ln.line_id],
             allocations=basket.allocations[ln.line_id],
         )

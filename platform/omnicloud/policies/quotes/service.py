@@ -10,6 +10,7 @@ number of lines and rules. B2B orders, POS and e-commerce all price through here
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -71,8 +72,16 @@ class _Line:
 
 
 async def quote(
-    session: AsyncSession, plugins: Any, principal: Principal, data: QuoteIn, *, max_lines: int
+    session: AsyncSession,
+    plugins: Any,
+    principal: Principal,
+    data: QuoteIn,
+    *,
+    max_lines: int,
+    credit_preview: bool = True,
 ) -> QuoteOut:
+    """Price ``data``. An order that checks credit on its own payment plan passes
+    ``credit_preview=False`` and gets ``credit=None``."""
     _check_numbers(data, max_lines)
     party = await _party(session, principal, data.customer_id)
     today = utcnow().date()
@@ -254,7 +263,7 @@ async def quote(
             )
         )
     credit = None
-    if party is not None:
+    if party is not None and credit_preview:
         verdict_credit = await terms.credit_preview(
             session,
             terms_book,
@@ -374,16 +383,20 @@ async def _lines(session: AsyncSession, data: QuoteIn) -> list[_Line]:
     return lines
 
 
+# A 1,000-line basket names the same few lists and entries over and over: parse each id once.
+_uuid = functools.lru_cache(maxsize=65_536)(UUID)
+
+
 def _list_source(book: prices.PriceBook, explanation: pricing.PriceExplanation) -> PriceSource:
     return PriceSource(
         kind="price_list",
-        price_list_id=UUID(explanation.price_list_id),
+        price_list_id=_uuid(explanation.price_list_id),
         price_list_code=book.list_codes.get(explanation.price_list_id),
         step=explanation.step,
         mode=explanation.mode,
         bands=[
             Band(
-                entry_id=UUID(b.entry_id),
+                entry_id=_uuid(b.entry_id),
                 min_qty=b.min_qty,
                 max_qty=b.max_qty,
                 price=b.price,

@@ -1,0 +1,128 @@
+"""Order request and response bodies. Money is a decimal string; quantities are decimal strings in
+the line's unit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+
+from omnicloud.catalog.schemas import Input, check_decimal
+from omnicloud.policies.quotes.schemas import PriceSource, QuoteIn
+
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=400, pattern=r"^[^\x00]+$")]
+LineRef = Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=r"^[^\x00]+$")]
+MAX_SHIPMENT_LINES = 1000
+
+
+class OrderIn(QuoteIn, kw_only=True):
+    """Submit an order: the basket as a quote takes it (see ``POST /api/v1/quotes``), plus the
+    brand warehouse it ships from. A dealer orders for itself; staff name the customer."""
+
+    warehouse_id: UUID
+
+
+class ReasonIn(Input):
+    reason: Reason | None = None
+
+
+class ShipmentLineIn(Input):
+    """``quantity`` of order line ``line_id`` (in the line's unit) leaves the warehouse."""
+
+    line_id: LineRef
+    quantity: Decimal
+
+    def __post_init__(self) -> None:
+        check_decimal("quantity", self.quantity, places=4, positive=True)
+
+
+class ShipmentIn(Input):
+    lines: Annotated[list[ShipmentLineIn], msgspec.Meta(min_length=1, max_length=MAX_SHIPMENT_LINES)]
+
+
+class AllocationOut(msgspec.Struct, kw_only=True):
+    promotion_id: str
+    stage: str
+    amount: Decimal
+
+
+class OrderLineOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    line_id: str
+    sku_id: UUID
+    unit_id: UUID | None
+    quantity: Decimal
+    base_quantity: Decimal
+    shipped_quantity: Decimal
+    list_price: Decimal
+    price_source: PriceSource | None
+    gross: Decimal
+    payable: Decimal
+    net_unit_price: Decimal
+    fee_offset: Decimal
+    rebate: Decimal
+    due: Decimal
+    is_gift: bool
+    gift_of: str | None
+    allocations: list[AllocationOut]
+
+
+class OrderEventOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    action: str
+    from_status: str | None
+    to_status: str
+    detail: dict[str, Any]
+    actor: str
+    at: datetime
+
+
+class OrderTotals(msgspec.Struct, kw_only=True):
+    """``after_promotions`` = gross − discount = fee_offset + rebate + special + cash + credit;
+    ``due`` = after_promotions − fee_offset − rebate."""
+
+    gross: Decimal
+    discount: Decimal
+    after_promotions: Decimal
+    fee_offset: Decimal
+    rebate: Decimal
+    due: Decimal
+    special: Decimal
+    cash: Decimal
+    credit_amount: Decimal
+    frozen_amount: Decimal
+    posted_amount: Decimal
+
+
+class OrderSummary(msgspec.Struct, kw_only=True):
+    id: UUID
+    number: str
+    customer_id: UUID
+    sales_org_id: UUID | None
+    warehouse_id: UUID
+    status: str
+    version: int
+    totals: OrderTotals
+    floor_verdict: str
+    credit_action: str | None
+    credit_reasons: list[str]
+    approval_reasons: list[str]
+    coupon_code_ids: list[UUID]
+    allowed_actions: list[str]
+    priced_at: datetime
+    submitted_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderOut(OrderSummary, kw_only=True):
+    lines: list[OrderLineOut]
+    history: list[OrderEventOut]
+
+
+class OrderPage(msgspec.Struct, kw_only=True):
+    items: list[OrderSummary]
+    next_cursor: str | None

@@ -1,0 +1,805 @@
+"""The order pool (订单池): submit, approve or reject, cancel, ship and confirm receipt (签收).
+
+Submit, in the caller's one transaction (any Problem rolls all of it back, so a refused order
+leaves no hold, reservation, coupon reservation, order row or audit entry behind):
+
+1. price the basket with the quote service (``policies.quotes``), on the day of submission;
+2. refuse a floor verdict ``block`` (422 ``below_price_floor`` naming the lines);
+3. plan the payment sequence (DOMAIN §6: fees → rebate → special → cash → credit) over the
+   customer's accounts and check the part left on credit with ``terms.credit_preview`` at the
+   ``submit`` check point: ``block`` is a 409 ``credit_blocked`` with the reasons, ``warn`` is
+   recorded on the order, ``needs_approval`` sends the order to approval; a remainder without
+   a credit profile is a 409 ``insufficient_funds``;
+4. freeze the plan (``funds.freeze``, ``Reference(type="order", id=...)``): money a concurrent
+   order already froze is a 409 ``insufficient_funds``;
+5. reserve stock for every line, gift lines included (``inventory.reserve_many``,
+   ``reference="order:<id>"``), and reserve the coupon codes the quote applied;
+6. write the order, its lines, the per-line promotion allocations, the first history entry,
+   the audit entry and the ``order.submitted`` outbox event.
+
+Approval rule (kept simple on purpose): an order needs approval when its floor verdict or its
+credit verdict is ``needs_approval``; otherwise it is approved at submit. The reasons are kept on
+the order (``approval_reasons``).
+
+Every later step moves the order through ``pools.order_states`` with one conditional UPDATE on
+``(id, status, version)`` *before* it touches money or stock, so of two concurrent actions on
+one order exactly one wins; the other gets a 409 and changes nothing.
+
+- approve: pending_approval → approved (freezes stay; they are deducted at shipment).
+- reject / cancel (pending_approval or approved only in this slice): every freeze is voided,
+  the stock reservations released and the coupon codes returned to ``issued``. Cancelling after
+  a partial shipment (release the rest, refund nothing) is left for a later slice.
+- ship: stock is consumed for the shipped quantities (``inventory.consume_many``) and frozen
+  money is deducted in proportion to the value shipped: after a shipment, the order has posted
+  ``round(frozen × shipped value ÷ order value)`` in all, where the value of a line is its
+  payable amount × shipped ÷ ordered quantity; the shipment that completes the order posts
+  whatever is still frozen, so rounding never leaves money behind. The first shipment redeems
+  the coupon codes.
+- confirm receipt: shipped → completed.
+
+Dealer users see the orders of their customer subtree (others answer 404) and act only on their
+own customer's orders (403 for a sub-dealer's).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from omnicloud.catalog import service as catalog
+from omnicloud.channels import service as channels
+from omnicloud.core import audit, events, revisions
+from omnicloud.core.db import utcnow
+from omnicloud.core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionRequired,
+    Unprocessable,
+    field_error,
+    invalid,
+)
+from omnicloud.core.ids import new_id
+from omnicloud.core.money import round_money
+from omnicloud.core.paging import paged_query, split_page
+from omnicloud.core.security import Principal
+from omnicloud.core.tenancy import require_tenant
+from omnicloud.inventory import service as inventory
+from omnicloud.inventory.schemas import StockRequest
+from omnicloud.policies.promos import service as promos
+from omnicloud.policies.quotes import service as quotes
+from omnicloud.policies.quotes.schemas import PriceSource, QuoteIn, QuoteOut
+from omnicloud.policies.terms import service as terms
+from omnicloud.pools import order_states, payment
+from omnicloud.pools.funds import service as funds
+from omnicloud.pools.funds.schemas import Reference
+from omnicloud.pools.orders.models import Order, OrderEvent, OrderLine, OrderLineAllocation
+from omnicloud.pools.orders.schemas import (
+    AllocationOut,
+    OrderEventOut,
+    OrderIn,
+    OrderLineOut,
+    OrderOut,
+    OrderSummary,
+    OrderTotals,
+    ShipmentIn,
+)
+
+ZERO = Decimal("0.00")
+REFERENCE_TYPE = "order"
+MAX_HOLDS = 100_000  # stock holds one order may have (lines × lots); far above the line limit
+
+
+def fund_reference(order_id: UUID) -> Reference:
+    """The reference of an order's fund holds and payments."""
+    return Reference(type=REFERENCE_TYPE, id=order_id)
+
+
+def stock_reference(order_id: UUID) -> str:
+    """The reference of an order's stock reservations."""
+    return f"{REFERENCE_TYPE}:{order_id}"
+
+
+def order_number(order_id: UUID, day: Any) -> str:
+    """A readable number (``SO261129-…``): the day, then the random tail of the UUIDv7 id."""
+    return f"SO{day:%y%m%d}-{order_id.hex[-10:].upper()}"
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _totals(o: Order) -> OrderTotals:
+    return OrderTotals(
+        gross=o.gross,
+        discount=o.discount,
+        after_promotions=o.after_promotions,
+        fee_offset=o.fee_offset,
+        rebate=o.rebate,
+        due=o.due,
+        special=o.special,
+        cash=o.cash,
+        credit_amount=o.credit_amount,
+        frozen_amount=o.frozen_amount,
+        posted_amount=o.posted_amount,
+    )
+
+
+def _summary_fields(o: Order) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "number": o.number,
+        "customer_id": o.customer_id,
+        "sales_org_id": o.sales_org_id,
+        "warehouse_id": o.warehouse_id,
+        "status": o.status,
+        "version": o.version,
+        "totals": _totals(o),
+        "floor_verdict": o.floor_verdict,
+        "credit_action": o.credit_action,
+        "credit_reasons": list(o.credit_reasons),
+        "approval_reasons": list(o.approval_reasons),
+        "coupon_code_ids": [UUID(c) for c in o.coupon_code_ids],
+        "allowed_actions": order_states.allowed(o.status),  # type: ignore[arg-type]
+        "priced_at": o.priced_at,
+        "submitted_by": o.submitted_by,
+        "created_at": o.created_at,
+        "updated_at": o.updated_at,
+    }
+
+
+def order_summary(o: Order) -> OrderSummary:
+    return OrderSummary(**_summary_fields(o))
+
+
+def _line_out(ln: OrderLine, allocations: Sequence[OrderLineAllocation]) -> OrderLineOut:
+    return OrderLineOut(
+        id=ln.id,
+        line_id=ln.line_id,
+        sku_id=ln.sku_id,
+        unit_id=ln.unit_id,
+        quantity=ln.quantity,
+        base_quantity=ln.base_quantity,
+        shipped_quantity=ln.shipped_quantity,
+        list_price=ln.list_price,
+        price_source=msgspec.convert(ln.price_source, PriceSource) if ln.price_source else None,
+        gross=ln.gross,
+        payable=ln.payable,
+        net_unit_price=ln.net_unit_price,
+        fee_offset=ln.fee_offset,
+        rebate=ln.rebate,
+        due=ln.due,
+        is_gift=ln.is_gift,
+        gift_of=ln.gift_of,
+        allocations=[
+            AllocationOut(promotion_id=a.promotion_id, stage=a.stage, amount=a.amount) for a in allocations
+        ],
+    )
+
+
+def _event_out(e: OrderEvent) -> OrderEventOut:
+    return OrderEventOut(
+        id=e.id,
+        action=e.action,
+        from_status=e.from_status,
+        to_status=e.to_status,
+        detail=e.detail,
+        actor=e.actor,
+        at=e.at,
+    )
+
+
+def _order_out(
+    o: Order,
+    lines: Sequence[OrderLine],
+    allocations: Sequence[OrderLineAllocation],
+    history: Sequence[OrderEvent],
+) -> OrderOut:
+    by_line: dict[UUID, list[OrderLineAllocation]] = defaultdict(list)
+    for a in allocations:
+        by_line[a.order_line_id].append(a)
+    return OrderOut(
+        **_summary_fields(o),
+        lines=[_line_out(ln, by_line[ln.id]) for ln in sorted(lines, key=lambda ln: ln.position)],
+        history=[_event_out(e) for e in sorted(history, key=lambda e: e.id)],
+    )
+
+
+async def _lines_of(session: AsyncSession, order_id: UUID) -> list[OrderLine]:
+    rows = await session.scalars(
+        select(OrderLine)
+        .where(OrderLine.order_id == order_id)
+        .order_by(OrderLine.position)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
+
+
+async def _full_out(
+    session: AsyncSession, order: Order, lines: Sequence[OrderLine] | None = None
+) -> OrderOut:
+    if lines is None:
+        lines = await _lines_of(session, order.id)
+    allocations = (
+        await session.scalars(select(OrderLineAllocation).where(OrderLineAllocation.order_id == order.id))
+    ).all()
+    history = (
+        await session.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+        )
+    ).all()
+    return _order_out(order, lines, allocations, history)
+
+
+async def _visible_order(session: AsyncSession, principal: Principal, order_id: UUID) -> Order:
+    """The order if the caller may see it; otherwise 404, whether or not it exists."""
+    order = await session.get(Order, (require_tenant(), order_id), populate_existing=True)
+    if order is None:
+        raise NotFound("no such order")
+    if principal.is_dealer:
+        try:
+            await channels.visible_customer(session, order.customer_id, principal)
+        except NotFound:
+            raise NotFound("no such order") from None
+    return order
+
+
+def _own(principal: Principal, order: Order) -> None:
+    """Dealers act only on their own customer's orders; a sub-dealer's they may only read."""
+    if principal.is_dealer and order.customer_id != principal.customer_id:
+        raise Forbidden("a dealer acts only on its own orders", code="not_your_order")
+
+
+async def get_order(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
+    return await _full_out(session, await _visible_order(session, principal, order_id))
+
+
+async def list_orders(
+    session: AsyncSession,
+    principal: Principal,
+    cursor: str | None,
+    limit: int,
+    *,
+    status: str | None = None,
+    customer_id: UUID | None = None,
+) -> tuple[list[OrderSummary], str | None]:
+    stmt = select(Order)
+    prefix = await channels.dealer_scope_path(session, principal)
+    if prefix is not None:
+        stmt = stmt.where(Order.customer_id.in_(channels.subtree_ids(prefix)))
+    if status is not None:
+        stmt = stmt.where(Order.status == status)
+    if customer_id is not None:
+        stmt = stmt.where(Order.customer_id == customer_id)
+    rows = (await session.scalars(paged_query(stmt, Order.id, cursor, limit))).all()
+    items, nxt = split_page(rows, limit)
+    return [order_summary(o) for o in items], nxt
+
+
+# --- submit -----------------------------------------------------------------------------------
+
+
+def _buyer(principal: Principal, data: OrderIn) -> UUID:
+    if principal.is_dealer:
+        return data.customer_id or principal.customer_id  # type: ignore[return-value]
+    if data.customer_id is None:
+        raise invalid("customer_id", "name the customer who orders")
+    return data.customer_id
+
+
+async def _customer(session: AsyncSession, principal: Principal, customer_id: UUID) -> Any:
+    """The buyer. A dealer orders for itself: a sub-dealer it can see is a 403, anyone else 404."""
+    if principal.is_dealer and customer_id != principal.customer_id:
+        await channels.visible_customer(session, customer_id, principal)
+        raise Forbidden("a dealer orders only for itself", code="dealer_orders_for_itself")
+    return await channels.require_customer(session, customer_id)
+
+
+async def _brand_warehouse(session: AsyncSession, warehouse_id: UUID) -> None:
+    """Orders in this slice are sold by the brand: they ship from one of its warehouses (one no
+    dealer owns). Routing a level-2 order to its level-1 dealer's stock comes with §7 routing."""
+    try:
+        warehouse = await inventory.get_warehouse(session, None, warehouse_id)
+    except NotFound:
+        raise invalid("warehouse_id", "no such warehouse") from None
+    if warehouse.owner_customer_id is not None:
+        raise invalid("warehouse_id", "orders ship from a brand warehouse, not a dealer's")
+    if warehouse.status != "active":
+        raise invalid("warehouse_id", f"the warehouse is {warehouse.status}")
+
+
+def _refuse_blocked_floor(q: QuoteOut) -> None:
+    if q.floor_verdict != "block":
+        return
+    raise Unprocessable(
+        "some lines are priced below their price floor (价盘)",
+        code="below_price_floor",
+        errors=[
+            field_error(
+                f"lines[{i}]",
+                f"net unit price {ln.net_unit_price} is below the floor {ln.floor.floor_price}",
+            )
+            for i, ln in enumerate(q.lines)
+            if ln.floor is not None and ln.floor.outcome == "block"
+        ],
+    )
+
+
+async def _plan(
+    session: AsyncSession, q: QuoteOut, customer_id: UUID, sales_org_id: UUID | None, day: Any
+) -> payment.PaymentPlan:
+    """The payment sequence over the customer's accounts; SKU facts are read only when a special
+    account's product scope needs them."""
+    accounts = await funds.payment_accounts(
+        session, customer_id=customer_id, sales_org_id=sales_org_id, today=day
+    )
+    facts: dict[UUID, catalog.SkuFacts] = {}
+    if any(a.kind == "special" for a in accounts):
+        facts = await catalog.sku_facts(session, [ln.sku_id for ln in q.lines])
+    lines = []
+    for ln in q.lines:
+        known = facts.get(ln.sku_id)
+        lines.append(
+            payment.PayableLine(
+                line_id=ln.line_id,
+                amount=ln.payable,
+                fee_cap=min(ln.fee_cap, ln.payable),
+                sku_id=str(ln.sku_id),
+                category_ids=tuple(str(c) for c in known.categories) if known else (),
+                brand_id=str(known.brand_id) if known and known.brand_id else None,
+            )
+        )
+    request = payment.PaymentRequest(
+        lines=lines,
+        today=day,
+        rebate_cap=q.rebate.cap,
+        use_fees=q.fees.usable,
+        use_rebate=q.rebate.usable,
+        use_credit=True,
+    )
+    try:
+        return payment.plan_payment(request, accounts)
+    except ValueError as exc:
+        raise invalid("lines", str(exc)) from None
+
+
+async def _check_credit(
+    session: AsyncSession, customer: Any, amount: Decimal, day: Any
+) -> tuple[str | None, list[str]]:
+    """The credit verdict on the part of the order left on credit (check point ``submit``)."""
+    if amount <= 0:
+        return None, []
+    revs = await revisions.current(session, (terms.TOPIC,))
+    book = await terms.terms_book(session, revs[terms.TOPIC])
+    verdict = await terms.credit_preview(
+        session,
+        book,
+        customer_id=customer.id,
+        customer_class=customer.customer_class,
+        amount=amount,
+        check_point="submit",
+        today=day,
+        sales_org_id=customer.sales_org_id,
+    )
+    if verdict is None:
+        raise funds.insufficient(f"the accounts leave {amount} unpaid and the customer has no credit line")
+    if verdict.action == "block":
+        raise Conflict(
+            f"credit check at submit: {'; '.join(verdict.reasons)}",
+            code="credit_blocked",
+            errors=[field_error("credit", r) for r in verdict.reasons],
+        )
+    return verdict.action, list(verdict.reasons)
+
+
+def _stock_requests(warehouse_id: UUID, quantities: Sequence[tuple[UUID, Decimal]]) -> list[StockRequest]:
+    """One request per SKU from (SKU, base quantity) pairs: a product line and its gift line
+    share one reservation."""
+    per_sku: dict[UUID, Decimal] = defaultdict(Decimal)
+    for sku_id, quantity in quantities:
+        per_sku[sku_id] += quantity
+    return [
+        StockRequest(warehouse_id=warehouse_id, sku_id=sku_id, quantity=quantity)
+        for sku_id, quantity in sorted(per_sku.items())
+    ]
+
+
+def _build_lines(
+    order_id: UUID, q: QuoteOut, plan: payment.PaymentPlan
+) -> tuple[list[OrderLine], list[OrderLineAllocation]]:
+    paid = {p.line_id: p for p in plan.lines}
+    lines: list[OrderLine] = []
+    allocations: list[OrderLineAllocation] = []
+    for position, ln in enumerate(q.lines):
+        part = paid[ln.line_id]
+        line = OrderLine(
+            id=new_id(),
+            order_id=order_id,
+            position=position,
+            line_id=ln.line_id,
+            sku_id=ln.sku_id,
+            unit_id=ln.unit_id,
+            quantity=ln.quantity,
+            base_quantity=ln.base_quantity,
+            list_price=ln.list_price,
+            price_source=msgspec.to_builtins(ln.price_source),
+            gross=ln.gross,
+            payable=ln.payable,
+            net_unit_price=ln.net_unit_price,
+            fee_offset=part.fee,
+            rebate=part.rebate,
+            due=ln.payable - part.fee - part.rebate,
+            shipped_quantity=Decimal(0),
+            is_gift=False,
+        )
+        lines.append(line)
+        allocations += [
+            OrderLineAllocation(
+                id=new_id(),
+                order_id=order_id,
+                order_line_id=line.id,
+                promotion_id=d.promotion_id,
+                stage=d.stage,
+                amount=d.amount,
+            )
+            for d in ln.discounts
+        ]
+    for i, gift in enumerate(q.gift_lines, start=len(q.lines)):
+        lines.append(
+            OrderLine(
+                id=new_id(),
+                order_id=order_id,
+                position=i,
+                line_id=gift.line_id,
+                sku_id=gift.sku_id,
+                unit_id=None,
+                quantity=gift.quantity,
+                base_quantity=gift.quantity,
+                list_price=ZERO,
+                price_source={},
+                gross=ZERO,
+                payable=ZERO,
+                net_unit_price=ZERO,
+                fee_offset=ZERO,
+                rebate=ZERO,
+                due=ZERO,
+                shipped_quantity=Decimal(0),
+                is_gift=True,
+                gift_of=gift.promotion_id,
+            )
+        )
+    return lines, allocations
+
+
+async def submit(
+    session: AsyncSession,
+    plugins: Any,
+    principal: Principal,
+    data: OrderIn,
+    *,
+    key: str,
+    max_lines: int,
+) -> OrderOut:
+    """Price, credit-check, freeze, reserve and write one order (see the module docstring)."""
+    customer_id = _buyer(principal, data)
+    day = funds.business_day()
+    if data.date is not None and data.date != day:
+        raise invalid("date", f"an order is priced on the day it is submitted ({day.isoformat()})")
+    # Held here, so the quote finds the customer in the identity map instead of reading it again.
+    customer = await _customer(session, principal, customer_id)
+    await _brand_warehouse(session, data.warehouse_id)
+    q = await quotes.quote(
+        session,
+        plugins,
+        principal,
+        QuoteIn(
+            lines=data.lines,
+            customer_id=customer_id,
+            channel=data.channel,
+            coupon_codes=data.coupon_codes,
+            use_fees=data.use_fees,
+            use_rebate=data.use_rebate,
+        ),
+        max_lines=max_lines,
+        credit_preview=False,  # the order checks credit on its own plan's credit part below
+    )
+    _refuse_blocked_floor(q)
+    plan = await _plan(session, q, customer_id, customer.sales_org_id, day)
+    credit_action, credit_reasons = await _check_credit(session, customer, plan.credit, day)
+    approval: list[str] = []
+    if q.floor_verdict == "needs_approval":
+        approval.append("a line is priced below its floor (价盘) and needs approval")
+    if credit_action == "needs_approval":
+        approval += [f"credit: {r}" for r in credit_reasons]
+    status = order_states.submitted(needs_approval=bool(approval))
+
+    order_id, now = new_id(), utcnow()
+    reference = fund_reference(order_id)
+    await funds.freeze(
+        session, customer_id=customer_id, sales_org_id=customer.sales_org_id, plan=plan, reference=reference
+    )
+    lines, allocations = _build_lines(order_id, q, plan)
+    await inventory.reserve_many(
+        session,
+        None,
+        _stock_requests(data.warehouse_id, [(ln.sku_id, ln.base_quantity) for ln in lines]),
+        reference=stock_reference(order_id),
+    )
+    coupon_ids = [a.promotion_id for a in q.promotions if a.stage == "coupon"]
+    for coupon_id in coupon_ids:
+        await promos.transition_coupon_code(session, UUID(coupon_id), "reserved", customer_id=customer_id)
+
+    frozen = plan.total - plan.credit
+    order = Order(
+        id=order_id,
+        number=order_number(order_id, day),
+        customer_id=customer_id,
+        sales_org_id=customer.sales_org_id,
+        warehouse_id=data.warehouse_id,
+        status=status,
+        version=1,
+        gross=q.totals.gross,
+        discount=q.totals.discount,
+        after_promotions=q.totals.after_promotions,
+        fee_offset=plan.fee,
+        rebate=plan.rebate,
+        due=q.totals.after_promotions - plan.fee - plan.rebate,
+        special=plan.special,
+        cash=plan.cash,
+        credit_amount=plan.credit,
+        frozen_amount=frozen,
+        posted_amount=ZERO,
+        floor_verdict=q.floor_verdict,
+        credit_action=credit_action,
+        credit_reasons=credit_reasons,
+        approval_reasons=approval,
+        coupon_code_ids=coupon_ids,
+        channel=q.channel,
+        idempotency_key=key,
+        priced_at=now,
+        submitted_by=principal.actor,
+        created_at=now,
+        updated_at=now,
+    )
+    history = OrderEvent(
+        id=new_id(),
+        order_id=order_id,
+        action="submit",
+        from_status=None,
+        to_status=status,
+        detail={"approval_reasons": approval, "credit_action": credit_action},
+        actor=principal.actor,
+        at=now,
+    )
+    session.add(order)
+    session.add_all(lines)
+    session.add_all(allocations)
+    session.add(history)
+    summary = _event_summary(order)
+    audit.record(session, "submit", "order", order_id, after=summary)
+    events.emit(session, "order.submitted", {"id": order_id, **summary})
+    await session.flush()
+    return _order_out(order, lines, allocations, [history])
+
+
+def _event_summary(o: Order) -> dict[str, Any]:
+    return {
+        "number": o.number,
+        "customer_id": str(o.customer_id),
+        "status": o.status,
+        "after_promotions": str(o.after_promotions),
+        "frozen_amount": str(o.frozen_amount),
+        "credit_amount": str(o.credit_amount),
+    }
+
+
+# --- status changes ---------------------------------------------------------------------------
+
+
+def _legal(order: Order, action: order_states.Action) -> order_states.Status:
+    try:
+        return order_states.transition(order.status, action)  # type: ignore[arg-type]
+    except order_states.IllegalTransition as exc:
+        raise Conflict(str(exc), code="illegal_transition") from None
+
+
+async def _move(
+    session: AsyncSession,
+    principal: Principal,
+    order: Order,
+    action: order_states.Action,
+    detail: dict[str, Any] | None = None,
+    **values: Any,
+) -> None:
+    """Take the order one step along the state machine exactly once: a conditional UPDATE on its
+    status and version, then its history entry, audit entry and outbox event."""
+    before = order.status
+    after = _legal(order, action)
+    now = utcnow()
+    result = await session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status == before, Order.version == order.version)
+        .values(status=after, version=order.version + 1, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("the order was changed by a concurrent request; read it again", code="order_changed")
+    for name, value in {"status": after, "version": order.version + 1, "updated_at": now, **values}.items():
+        set_committed_value(order, name, value)
+    session.add(
+        OrderEvent(
+            id=new_id(),
+            order_id=order.id,
+            action=action,
+            from_status=before,
+            to_status=after,
+            detail=detail or {},
+            actor=principal.actor,
+            at=now,
+        )
+    )
+    audit.record(
+        session,
+        action,
+        "order",
+        order.id,
+        before={"status": before},
+        after={"status": after, **(detail or {})},
+    )
+    events.emit(session, f"order.{after}", {"id": order.id, "action": action, **_event_summary(order)})
+    await session.flush()
+
+
+async def _coupons(session: AsyncSession, order: Order, to: str) -> None:
+    for coupon_id in order.coupon_code_ids:
+        await promos.transition_coupon_code(session, UUID(coupon_id), to)  # type: ignore[arg-type]
+
+
+async def _release_everything(session: AsyncSession, order: Order) -> None:
+    """Void every freeze, release the stock and give the coupon codes back."""
+    await funds.void_holds(session, fund_reference(order.id))
+    await inventory.release_many(session, None, stock_reference(order.id))
+    await _coupons(session, order, "issued")
+
+
+async def approve(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
+    order = await _visible_order(session, principal, order_id)
+    await _move(session, principal, order, "approve")
+    return await _full_out(session, order)
+
+
+async def reject(session: AsyncSession, principal: Principal, order_id: UUID, reason: str | None) -> OrderOut:
+    order = await _visible_order(session, principal, order_id)
+    await _move(session, principal, order, "reject", {"reason": reason} if reason else None)
+    await _release_everything(session, order)
+    return await _full_out(session, order)
+
+
+async def cancel(session: AsyncSession, principal: Principal, order_id: UUID, reason: str | None) -> OrderOut:
+    order = await _visible_order(session, principal, order_id)
+    _own(principal, order)
+    await _move(session, principal, order, "cancel", {"reason": reason} if reason else None)
+    await _release_everything(session, order)
+    return await _full_out(session, order)
+
+
+async def confirm_receipt(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
+    order = await _visible_order(session, principal, order_id)
+    _own(principal, order)
+    await _move(session, principal, order, "confirm_receipt")
+    return await _full_out(session, order)
+
+
+def _shipped_value(lines: Sequence[OrderLine], shipped: dict[UUID, Decimal]) -> Decimal:
+    return sum(
+        (ln.payable * (ln.shipped_quantity + shipped.get(ln.id, Decimal(0))) / ln.quantity for ln in lines),
+        Decimal(0),
+    )
+
+
+def posting_target(
+    order: Order, lines: Sequence[OrderLine], shipped: dict[UUID, Decimal], full: bool
+) -> Decimal:
+    """What the order has deducted in all once this shipment is posted (see the module docstring)."""
+    if full or order.after_promotions <= 0:
+        return order.frozen_amount
+    target = round_money(order.frozen_amount * _shipped_value(lines, shipped) / order.after_promotions)
+    return min(target, order.frozen_amount)
+
+
+def _shipment(data: ShipmentIn, lines: Sequence[OrderLine]) -> dict[UUID, Decimal]:
+    """The quantity to ship per line; each problem is a 422 naming the field."""
+    by_ref = {ln.line_id: ln for ln in lines}
+    wanted: dict[UUID, Decimal] = {}
+    errors = []
+    for i, item in enumerate(data.lines):
+        line = by_ref.get(item.line_id)
+        if line is None:
+            errors.append(field_error(f"lines[{i}].line_id", "no such line on this order"))
+        elif line.id in wanted:
+            errors.append(field_error(f"lines[{i}].line_id", "the line appears twice in this shipment"))
+        elif item.quantity > line.quantity - line.shipped_quantity:
+            left = (line.quantity - line.shipped_quantity).normalize()
+            errors.append(field_error(f"lines[{i}].quantity", f"only {left:f} left to ship"))
+        else:
+            wanted[line.id] = item.quantity
+    if errors:
+        raise Unprocessable("the shipment does not fit the order", code="bad_shipment", errors=errors)
+    return wanted
+
+
+async def ship(
+    session: AsyncSession, principal: Principal, order_id: UUID, data: ShipmentIn, *, keyed: bool
+) -> OrderOut:
+    """Ship some or all of what is left (see the module docstring)."""
+    order = await _visible_order(session, principal, order_id)
+    if not keyed:
+        raise PreconditionRequired(
+            "send an Idempotency-Key: a shipment moves stock and money", code="idempotency_key_required"
+        )
+    _legal(order, "ship_partial")  # both kinds of shipment leave the same statuses
+    lines = await _lines_of(session, order.id)
+    shipped = _shipment(data, lines)
+    full = all(ln.shipped_quantity + shipped.get(ln.id, Decimal(0)) == ln.quantity for ln in lines)
+    target = posting_target(order, lines, shipped, full)
+    amount = target - order.posted_amount
+    first = order.status == "approved"
+    detail = {
+        "lines": {ln.line_id: str(shipped[ln.id]) for ln in lines if ln.id in shipped},
+        "posted": str(amount),
+    }
+    await _move(
+        session, principal, order, "ship_full" if full else "ship_partial", detail, posted_amount=target
+    )
+    # Money before stock, as at submit and cancel: one lock order, so concurrent orders of one
+    # customer cannot deadlock on its account and a shared stock level.
+    if amount > 0:
+        await funds.post_holds(session, fund_reference(order.id), amount)
+    await _consume(
+        session, order, [(ln.sku_id, _base(ln, shipped[ln.id])) for ln in lines if ln.id in shipped]
+    )
+    for ln in lines:
+        if ln.id in shipped:
+            ln.shipped_quantity = ln.shipped_quantity + shipped[ln.id]
+    if first:
+        await _coupons(session, order, "redeemed")
+    await session.flush()
+    return await _full_out(session, order, lines)
+
+
+async def _consume(session: AsyncSession, order: Order, quantities: Sequence[tuple[UUID, Decimal]]) -> None:
+    """Consume ``quantities`` (SKU, base quantity) from the order's placed stock holds, each SKU's
+    holds in the order they were placed (the allocation order of its lots)."""
+    reference = stock_reference(order.id)
+    holds, _ = await inventory.list_reservations(
+        session, None, None, MAX_HOLDS, status="placed", reference=reference
+    )
+    by_sku: dict[UUID, list[Any]] = defaultdict(list)
+    for hold in holds:
+        by_sku[hold.sku_id].append(hold)
+    take: dict[UUID, Decimal] = {}
+    for request in _stock_requests(order.warehouse_id, quantities):
+        want = request.quantity
+        for hold in by_sku[request.sku_id]:
+            if want <= 0:
+                break
+            part = min(want, hold.quantity)
+            take[hold.id] = part
+            want -= part
+        if want > 0:
+            raise Conflict("the order's stock holds no longer cover this shipment", code="reservation_closed")
+    await inventory.consume_many(session, None, reference, quantities=take)
+
+
+def _base(line: OrderLine, quantity: Decimal) -> Decimal:
+    """``quantity`` of ``line`` (in its unit) in base units, as stock counts it."""
+    if quantity == line.quantity:
+        return line.base_quantity
+    return (line.base_quantity * quantity / line.quantity).quantize(Decimal("0.0001"))

@@ -1,0 +1,44 @@
+"""The orders part of the isolation world (see tests/world.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.fixtures import TenantHandle, bearer
+from tests.world import World
+
+
+async def _post(
+    client: httpx.AsyncClient, auth: dict[str, str], path: str, body: Any, *, key: str | None = None
+) -> dict[str, Any]:
+    headers = {**auth, **({"Idempotency-Key": key} if key else {})}
+    r = await client.post(path, headers=headers, json=body)
+    assert r.status_code in (200, 201), (path, r.status_code, r.text)
+    return dict(r.json())
+
+
+async def build(client: httpx.AsyncClient, t: TenantHandle, w: World) -> None:
+    """An order of d1 and one of d2 (one unit each, paid from the cash the funds part remitted),
+    shipped from a brand warehouse; record their ids in ``w.ids`` and ``w.other_dealer_ids``."""
+    ids = w.ids
+    warehouse = await _post(client, t.auth, "/api/v1/warehouses", {"code": "WB", "name": "Brand"})
+    await _post(
+        client,
+        t.auth,
+        "/api/v1/stock/receipts",
+        {"warehouse_id": warehouse["id"], "sku_id": ids["sku_id"], "quantity": "10", "lot_no": "L1"},
+    )
+    body = {"warehouse_id": warehouse["id"], "lines": [{"sku_id": ids["sku_id"], "quantity": "1"}]}
+    mine = await _post(client, bearer(w.dealer_keys["d1"]), "/api/v1/orders", body, key="world-order-d1")
+    other = await _post(client, bearer(w.dealer_keys["d2"]), "/api/v1/orders", body, key="world-order-d2")
+    ids["order_id"] = str(mine["id"])
+    w.other_dealer_ids["order_id"] = str(other["id"])
+    w.bodies.update(
+        {
+            "rejectOrder": {"reason": "world"},
+            "cancelOrder": {"reason": "world"},
+            "shipOrder": {"lines": [{"line_id": "1", "quantity": "1"}]},
+        }
+    )
