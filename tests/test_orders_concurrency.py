@@ -74,3 +74,28 @@ async def test_concurrent_cancel_and_ship_of_one_order_exactly_one_wins(client, 
         ).all()
     assert sorted(statuses).count("shipped") == shipped
     await assert_ledger_balanced(app, t)
+
+
+async def test_concurrent_orders_on_credit_never_pass_a_check_only_one_fits(client, app, tenant_a):
+    """DOMAIN §3: credit is occupied by every open order, and concurrent orders of one customer are
+    checked one after the other: with a limit of 100 and no cash, 16 concurrent orders of 30 on
+    credit give exactly three orders, and the next one is blocked by what those three occupy."""
+    t = tenant_a
+    s = await shop(client, t, skus=1, stock="1000")
+    d1_id, d1 = s.d.ids["D1"], s.d.keys["D1"]
+    for path, body in (
+        ("/credit-profiles", {"customer_id": d1_id, "credit_limit": "100.00"}),
+        ("/credit-rules", {"check_point": "submit", "over_limit": "block"}),
+    ):
+        r = await client.post(f"{API}{path}", headers=t.auth, json=body)
+        assert r.status_code == 201, r.text
+    responses = await asyncio.gather(*[submit(client, d1, basket(s, "3")) for _ in range(16)])
+    codes = [(r.status_code, r.json().get("code")) for r in responses]
+    assert sum(r.status_code == 201 for r in responses) == 3, codes
+    assert codes.count((409, "credit_blocked")) == 13, codes
+    async with tx(app, t) as session:
+        occupied = await session.scalar(select(func.sum(Order.credit_amount)))
+    assert occupied == D("90.00")
+    # A quote now shows the exposure the open orders hold.
+    r = await client.post(f"{API}/quotes", headers=d1, json={"lines": basket(s, "1")["lines"]})
+    assert r.status_code == 200 and D(r.json()["credit"]["exposure"]) == D("90.00"), r.text

@@ -320,6 +320,8 @@ async def test_credit_preview_selects_rules_and_counts_valid_temporary_lines(cli
 
 
 async def test_credit_preview_reads_profile_and_lines_in_one_statement(client, app, tenant_a):
+    """One statement for the profile with its temporary lines, plus one per document pool that
+    adds to the exposure (the order pool registers itself)."""
     t = tenant_a
     shop = await _shop(client, t)
     profile = await _post(
@@ -355,11 +357,12 @@ async def test_credit_preview_reads_profile_and_lines_in_one_statement(client, a
         finally:
             event.remove(engine, "before_cursor_execute", count)
     assert verdict is not None and verdict.credit_line == D(13)
-    assert len(statements) == 1, statements
+    assert len(statements) == 1 + len(terms._EXPOSURE_SOURCES), statements
+    assert terms._EXPOSURE_SOURCES, "the order pool adds open orders to the exposure"
 
 
 async def test_domain_credit_example_with_the_profile_and_rules_from_the_api(client, tenant_a):
-    """Receivables and open orders do not exist as documents yet, so the engine gets them directly;
+    """Receivables do not exist as documents yet, so the engine gets them (and open orders) directly;
     the limit, the temporary line, the grace days and the rules come from the API."""
     t = tenant_a
     shop = await _shop(client, t)

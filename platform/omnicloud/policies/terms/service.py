@@ -12,7 +12,7 @@ rebate policies) for the current revision, and :func:`credit_preview` for one cu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any, cast
@@ -962,11 +962,28 @@ def rebate_usage_cap_ratio(
 # --- credit check for quotes -----------------------------------------------------------------
 
 
+ExposureSource = Callable[[AsyncSession, UUID], Awaitable[credit.ExposureInputs]]
+_EXPOSURE_SOURCES: list[ExposureSource] = []
+
+
+def add_exposure_source(source: ExposureSource) -> None:
+    """Register what a document pool adds to a customer's exposure. The pools depend on this
+    module, not the other way round, so they register themselves (the order pool does at import)."""
+    if source not in _EXPOSURE_SOURCES:
+        _EXPOSURE_SOURCES.append(source)
+
+
 async def exposure_inputs(session: AsyncSession, customer_id: UUID) -> credit.ExposureInputs:
     """The customer's credit exposure: open orders, shipped-not-invoiced, receivables and unapplied
-    prepayments. The order pool that holds those documents lands in a later issue; until then no
-    such documents exist, so every input is zero. This is the one place the pool will fill in."""
-    return credit.ExposureInputs()
+    prepayments, summed over the registered document pools (orders so far; invoices and
+    receivables come with the invoice pool)."""
+    parts = [await source(session, customer_id) for source in _EXPOSURE_SOURCES]
+    return credit.ExposureInputs(
+        open_orders=sum((p.open_orders for p in parts), Decimal(0)),
+        shipped_not_invoiced=sum((p.shipped_not_invoiced for p in parts), Decimal(0)),
+        receivables=sum((p.receivables for p in parts), Decimal(0)),
+        unapplied_prepayments=sum((p.unapplied_prepayments for p in parts), Decimal(0)),
+    )
 
 
 async def open_receivables(
@@ -988,12 +1005,17 @@ async def credit_preview(
     check_point: str,
     today: date,
     sales_org_id: UUID | None = None,
+    lock: bool = False,
 ) -> credit.CreditVerdict | None:
     """The credit verdict for a document of ``amount`` at ``check_point``; None when the customer has
     no credit profile (no credit control). The profile for ``sales_org_id`` is used when there is one,
     else the customer's profile without a sales org. One statement reads the profile with its
     temporary lines valid on ``today``. The rule for the check point and the customer's class wins
-    over the check point's rule without a class; no rule passes."""
+    over the check point's rule without a class; no rule passes.
+
+    A document that will occupy credit passes ``lock=True``: the profile rows stay locked until its
+    transaction ends, so concurrent documents of one customer are checked one after the other, each
+    seeing the exposure of those committed before it."""
     stmt = (
         select(
             CreditProfile.id,
@@ -1016,7 +1038,10 @@ async def credit_preview(
     orgs = [CreditProfile.sales_org_id.is_(None)]
     if sales_org_id is not None:
         orgs.append(CreditProfile.sales_org_id == sales_org_id)
-    rows = (await session.execute(stmt.where(or_(*orgs)))).all()
+    stmt = stmt.where(or_(*orgs))
+    if lock:
+        stmt = stmt.with_for_update(of=CreditProfile)
+    rows = (await session.execute(stmt)).all()
     if not rows:
         return None
     chosen = sales_org_id if any(r.sales_org_id == sales_org_id for r in rows) else None

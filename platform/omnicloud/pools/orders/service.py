@@ -50,7 +50,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -74,6 +74,7 @@ from omnicloud.core.security import Principal
 from omnicloud.core.tenancy import require_tenant
 from omnicloud.inventory import service as inventory
 from omnicloud.inventory.schemas import StockRequest
+from omnicloud.policies import credit
 from omnicloud.policies.promos import service as promos
 from omnicloud.policies.quotes import service as quotes
 from omnicloud.policies.quotes.schemas import PriceSource, QuoteIn, QuoteOut
@@ -387,6 +388,7 @@ async def _check_credit(
         check_point="submit",
         today=day,
         sales_org_id=customer.sales_org_id,
+        lock=True,  # concurrent orders of one customer take their credit one after the other
     )
     if verdict is None:
         raise funds.insufficient(f"the accounts leave {amount} unpaid and the customer has no credit line")
@@ -397,6 +399,20 @@ async def _check_credit(
             errors=[field_error("credit", r) for r in verdict.reasons],
         )
     return verdict.action, list(verdict.reasons)
+
+
+async def _open_order_exposure(session: AsyncSession, customer_id: UUID) -> credit.ExposureInputs:
+    """What the customer's orders keep on credit: every order not cancelled or rejected holds its
+    credit part until it is paid (payments against credit come with the invoice pool)."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Order.credit_amount), 0)).where(
+            Order.customer_id == customer_id, Order.status.not_in(("cancelled", "rejected"))
+        )
+    )
+    return credit.ExposureInputs(open_orders=Decimal(total or 0))
+
+
+terms.add_exposure_source(_open_order_exposure)
 
 
 def _stock_requests(warehouse_id: UUID, quantities: Sequence[tuple[UUID, Decimal]]) -> list[StockRequest]:
