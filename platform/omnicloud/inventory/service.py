@@ -1468,6 +1468,7 @@ class _Planned:
     warehouse: Warehouse
     sku_id: UUID
     row: StockCsvRow
+    level_id: UUID | None  # None: the level does not exist yet
 
 
 async def import_stock(session: AsyncSession, actor: Principal | None, text: str) -> ImportResult:
@@ -1505,8 +1506,11 @@ async def import_stock(session: AsyncSession, actor: Principal | None, text: str
         if level is not None and row.quantity < level.reserved:
             errors.append(RowError(line, "quantity", f"{level.reserved.normalize():f} is reserved"))
             continue
-        planned.append(_Planned(warehouse, sku_id, row))
+        planned.append(_Planned(warehouse, sku_id, row, level.id if level is not None else None))
     raise_if_errors(errors)
+    # Lock existing levels in id order, as batch holds and transfers do, so that an import never
+    # deadlocks with them on PostgreSQL; new levels cannot be held by anyone else yet.
+    planned.sort(key=lambda p: (p.level_id is None, p.level_id or p.sku_id))
     import_id = new_id()
     reference = f"import:{import_id}"
     moved: list[Moved] = []
