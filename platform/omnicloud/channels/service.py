@@ -129,6 +129,11 @@ async def _sales_org_by_code(session: AsyncSession, code: str, field: str) -> Sa
     return org
 
 
+async def sales_org_id_by_code(session: AsyncSession, code: str, *, field: str = "sales_org_code") -> UUID:
+    """The sales org's id, or a 422 naming the field that gave the code."""
+    return (await _sales_org_by_code(session, code, field)).id
+
+
 async def _save_sales_org(
     session: AsyncSession, org: SalesOrg | None, values: dict[str, Any], parent_field: str
 ) -> tuple[SalesOrg, Outcome]:

@@ -51,6 +51,8 @@ class Seed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     warehouses: list[dict[str, Any]] = []
     stock: list[dict[str, Any]] = []
     users: list[UserSpec] = []
+    price_lists: list[dict[str, Any]] = []
+    promotions: list[dict[str, Any]] = []
 
 
 class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -99,6 +99,105 @@ async def _user(session: AsyncSession, item: dict[str, Any]) -> bool:
     return True
 
 
+class PriceEntrySeed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    sku: str
+    unit: str
+    price: Decimal
+    min_qty: Decimal | None = None
+    max_qty: Decimal | None = None
+    mode: str = "all_units"
+
+
+class PriceListSeed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A price list with its entries; dimensions by code (``customer``, ``region``,
+    ``sales_org``). A list whose code exists is left as it is: prices change over REST."""
+
+    code: str
+    name: str
+    step: str
+    priority: int = 0
+    customer: str | None = None
+    customer_class: str | None = None
+    level: str | None = None
+    region: str | None = None
+    channel: str | None = None
+    sales_org: str | None = None
+    entries: list[PriceEntrySeed] = []
+
+
+async def _price_list(session: AsyncSession, item: dict[str, Any]) -> bool:
+    from omnicloud.core.csvio import to_csv
+    from omnicloud.policies.prices import service as prices
+    from omnicloud.policies.prices.schemas import ENTRY_CSV_COLUMNS, PriceListIn
+
+    seed = msgspec.convert(item, PriceListSeed)
+    if await prices.price_list_id_by_code(session, seed.code) is not None:
+        return False
+    dimensions: dict[str, Any] = {
+        "customer_class": seed.customer_class,
+        "level": seed.level,
+        "channel": seed.channel,
+        "customer_id": await channels.customer_id_by_code(session, seed.customer, field="customer")
+        if seed.customer
+        else None,
+        "region_id": (await catalog.region_by_code(session, seed.region, field="region")).id
+        if seed.region
+        else None,
+        "sales_org_id": await channels.sales_org_id_by_code(session, seed.sales_org, field="sales_org")
+        if seed.sales_org
+        else None,
+    }
+    created = await prices.create_price_list(
+        session,
+        msgspec.convert(
+            {
+                "code": seed.code,
+                "name": seed.name,
+                "step": seed.step,
+                "priority": seed.priority,
+                **dimensions,
+            },
+            PriceListIn,
+        ),
+    )
+    rows = [(e.sku, e.unit, e.price, e.min_qty, e.max_qty, e.mode, None, None) for e in seed.entries]
+    await prices.import_entries_csv(session, created.id, to_csv(ENTRY_CSV_COLUMNS, rows))
+    return True
+
+
+class PromotionSeed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A promotion as ``POST /api/v1/promotions`` takes it, with its product scope by SKU code
+    (``skus``). A promotion whose code exists is left as it is."""
+
+    code: str
+    name: str
+    type: str
+    rule: dict[str, Any]
+    skus: list[str] = []
+    audience: dict[str, Any] = {}
+    priority: int = 0
+    mutex_group: str | None = None
+    mutex_strategy: str = "priority_first"
+
+
+async def _promotion(session: AsyncSession, item: dict[str, Any]) -> bool:
+    from omnicloud.policies.promos import service as promos
+    from omnicloud.policies.promos.schemas import PromotionIn
+
+    seed = msgspec.convert(item, PromotionSeed)
+    if await promos.promotion_id_by_code(session, seed.code) is not None:
+        return False
+    sku_ids = await catalog.sku_ids_by_code(session, seed.skus)
+    missing = [code for code in seed.skus if code not in sku_ids]
+    if missing:
+        raise invalid("skus", f"no such SKU {missing[0]!r}")
+    body = msgspec.to_builtins(seed)
+    body.pop("skus")
+    body["products"] = {"sku_ids": [str(sku_ids[code]) for code in seed.skus]}
+    await promos.create_promotion(session, msgspec.convert(body, PromotionIn))
+    return True
+
+
 STEPS: list[tuple[str, Any]] = [
     ("units", _upsert(catalog.upsert_unit, UnitIn)),
     ("brands", _upsert(catalog.upsert_brand, BrandIn)),
@@ -110,4 +209,6 @@ STEPS: list[tuple[str, Any]] = [
     ("warehouses", _warehouse),
     ("stock", _stock),
     ("users", _user),
+    ("price_lists", _price_list),
+    ("promotions", _promotion),
 ]

@@ -524,6 +524,10 @@ async def _found_list(session: AsyncSession, price_list_id: UUID) -> PriceList:
     return pl
 
 
+async def price_list_id_by_code(session: AsyncSession, code: str) -> UUID | None:
+    return await session.scalar(select(PriceList.id).where(PriceList.code == code))
+
+
 async def _code_taken(session: AsyncSession, code: str) -> None:
     if await session.scalar(select(PriceList.id).where(PriceList.code == code)) is not None:
         raise Conflict(f"price list {code} already exists", code="duplicate")

@@ -418,6 +418,10 @@ async def _promotion_values(
     return {**values, "rule": _stored_rule(engine)}
 
 
+async def promotion_id_by_code(session: AsyncSession, code: str) -> UUID | None:
+    return await session.scalar(select(Promotion.id).where(Promotion.code == code))
+
+
 async def create_promotion(session: AsyncSession, data: PromotionIn) -> PromotionOut:
     if await session.scalar(select(Promotion.id).where(Promotion.code == data.code)) is not None:
         raise Conflict(f"promotion {data.code} already exists", code="duplicate")
