@@ -50,10 +50,10 @@ from omnicloud.catalog.schemas import (
     UnitPrice,
     check_decimal,
 )
-from omnicloud.core import audit, events
+from omnicloud.core import audit
 from omnicloud.core.csvio import RowError, parse_rows, raise_if_errors, to_csv
 from omnicloud.core.db import TENANT, TenantOwned, TenantQuery, TenantReader, is_unique_violation, utcnow
-from omnicloud.core.errors import Conflict, NotFound, PreconditionFailed, Problem, Unprocessable, invalid
+from omnicloud.core.errors import Conflict, NotFound, Problem, Unprocessable, invalid
 from omnicloud.core.ids import new_id
 from omnicloud.core.money import round_money
 from omnicloud.core.paging import decode_cursor, paged_query, split_page
@@ -156,19 +156,6 @@ async def flush_unique(session: AsyncSession, what: str) -> None:
         raise
 
 
-def record_change(
-    session: AsyncSession,
-    object_type: str,
-    object_id: UUID,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
-) -> None:
-    """Audit entry plus ``<object_type>.created|updated`` event for one write."""
-    action = "create" if before is None else "update"
-    audit.record(session, action, object_type, object_id, before=before, after=after)
-    events.emit(session, f"{object_type}.{action}d", {"id": str(object_id), **after})
-
-
 def _money(value: Decimal | UnsetType | None, quantum: Decimal = CENT) -> Any:
     return value.quantize(quantum) if isinstance(value, Decimal) else value
 
@@ -218,13 +205,13 @@ async def _upsert_named(
         obj = model(code=code, name=name)
         session.add(obj)
         await flush_unique(session, f"{kind} {code}")
-        record_change(session, kind, obj.id, None, audit.snapshot(obj, UNIT_FIELDS))
+        audit.record_change(session, kind, obj.id, None, audit.snapshot(obj, UNIT_FIELDS))
         return obj, "created"
     before = audit.snapshot(obj, UNIT_FIELDS)
     if not assign(obj, {"name": name}):
         return obj, "unchanged"
     await flush_unique(session, f"{kind} {code}")
-    record_change(session, kind, obj.id, before, audit.snapshot(obj, UNIT_FIELDS))
+    audit.record_change(session, kind, obj.id, before, audit.snapshot(obj, UNIT_FIELDS))
     return obj, "updated"
 
 
@@ -233,7 +220,7 @@ async def _rename(session: AsyncSession, model: Any, kind: str, obj_id: UUID, da
     before = audit.snapshot(obj, UNIT_FIELDS)
     if assign(obj, {"name": data.name}):
         await flush_unique(session, kind)
-        record_change(session, kind, obj.id, before, audit.snapshot(obj, UNIT_FIELDS))
+        audit.record_change(session, kind, obj.id, before, audit.snapshot(obj, UNIT_FIELDS))
     return obj
 
 
@@ -314,13 +301,13 @@ async def _save_category(
         cat = Category(**{k: v for k, v in values.items() if v is not UNSET})
         session.add(cat)
         await flush_unique(session, f"category {cat.code}")
-        record_change(session, "category", cat.id, None, audit.snapshot(cat, CATEGORY_FIELDS))
+        audit.record_change(session, "category", cat.id, None, audit.snapshot(cat, CATEGORY_FIELDS))
         return cat, "created"
     before = audit.snapshot(cat, CATEGORY_FIELDS)
     if not assign(cat, values):
         return cat, "unchanged"
     await flush_unique(session, f"category {cat.code}")
-    record_change(session, "category", cat.id, before, audit.snapshot(cat, CATEGORY_FIELDS))
+    audit.record_change(session, "category", cat.id, before, audit.snapshot(cat, CATEGORY_FIELDS))
     return cat, "updated"
 
 
@@ -400,9 +387,11 @@ async def region_codes(session: AsyncSession) -> dict[UUID, str]:
     return {rid: code for rid, code in (await session.execute(select(Region.id, Region.code))).all()}
 
 
-async def region_ancestors(session: AsyncSession, region_id: UUID) -> list[UUID]:
+async def region_ancestors(session: AsyncSession, region_id: UUID | None) -> list[UUID]:
     """The region and its ancestors, nearest first (city, province, country): the order a
-    price search walks from specific to general. Empty for an unknown region."""
+    price search walks from specific to general. Empty for no region or an unknown one."""
+    if region_id is None:
+        return []
     path = await session.scalar(select(Region.path).where(Region.id == region_id))
     if path is None:
         return []
@@ -420,7 +409,7 @@ async def _save_region(
         region = Region(id=rid, parent_id=parent_id or None, path=path, **values)
         session.add(region)
         await flush_unique(session, f"region {region.code}")
-        record_change(session, "region", region.id, None, audit.snapshot(region, REGION_FIELDS))
+        audit.record_change(session, "region", region.id, None, audit.snapshot(region, REGION_FIELDS))
         return region, "created"
     before = audit.snapshot(region, REGION_FIELDS)
     changed = assign(region, values)
@@ -433,7 +422,7 @@ async def _save_region(
     if not changed:
         return region, "unchanged"
     await flush_unique(session, f"region {region.code}")
-    record_change(session, "region", region.id, before, audit.snapshot(region, REGION_FIELDS))
+    audit.record_change(session, "region", region.id, before, audit.snapshot(region, REGION_FIELDS))
     return region, "updated"
 
 
@@ -567,7 +556,7 @@ async def _save_product(
         await flush_unique(session, f"product {product.code}")
         await _replace_conversions(session, product, existing, wanted)
         await flush_unique(session, f"product {product.code}")
-        record_change(session, "product", product.id, None, _product_snapshot(product, wanted))
+        audit.record_change(session, "product", product.id, None, _product_snapshot(product, wanted))
         return product, "created"
     before = _product_snapshot(product, current)
     changed = assign(product, values)
@@ -576,7 +565,7 @@ async def _save_product(
         return product, "unchanged"
     product.version += 1
     await flush_unique(session, f"product {product.code}")
-    record_change(session, "product", product.id, before, _product_snapshot(product, wanted))
+    audit.record_change(session, "product", product.id, before, _product_snapshot(product, wanted))
     return product, "updated"
 
 
@@ -643,16 +632,11 @@ async def create_product(session: AsyncSession, data: ProductIn) -> ProductOut:
     return await _product_out(session, product)
 
 
-def check_version(obj: Any, expected: int | None, what: str) -> None:
-    if expected is not None and obj.version != expected:
-        raise PreconditionFailed(f"the {what} is at version {obj.version}", code="stale_version")
-
-
 async def update_product(
     session: AsyncSession, product_id: UUID, data: ProductPatch, expected_version: int
 ) -> ProductOut:
     product = await _found(session, Product, product_id, "product")
-    check_version(product, expected_version, "product")
+    audit.check_version(product, expected_version, "product")
     await _product_refs(session, data.base_unit_id, data.brand_id, data.category_id)
     conversions: dict[UUID, Decimal] | UnsetType = UNSET
     if not isinstance(data.conversions, UnsetType):
@@ -911,14 +895,14 @@ async def _save_sku(session: AsyncSession, sku: Sku | None, values: dict[str, An
         sku = Sku(**{k: v for k, v in values.items() if v is not UNSET})
         session.add(sku)
         await flush_unique(session, f"SKU {sku.code}")
-        record_change(session, "sku", sku.id, None, audit.snapshot(sku, SKU_FIELDS))
+        audit.record_change(session, "sku", sku.id, None, audit.snapshot(sku, SKU_FIELDS))
         return sku, "created"
     before = audit.snapshot(sku, SKU_FIELDS)
     if not assign(sku, values):
         return sku, "unchanged"
     sku.version += 1
     await flush_unique(session, f"SKU {sku.code}")
-    record_change(session, "sku", sku.id, before, audit.snapshot(sku, SKU_FIELDS))
+    audit.record_change(session, "sku", sku.id, before, audit.snapshot(sku, SKU_FIELDS))
     return sku, "updated"
 
 
@@ -955,7 +939,7 @@ async def update_sku(
     session: AsyncSession, sku_id: UUID, data: SkuPatch, expected_version: int, *, show_cost: bool
 ) -> SkuOut:
     sku = await _found(session, Sku, sku_id, "SKU")
-    check_version(sku, expected_version, "SKU")
+    audit.check_version(sku, expected_version, "SKU")
     await _check_barcode(session, data.barcode, sku.id, "barcode")
     sku, _ = await _save_sku(session, sku, _sku_values(data))
     return sku_out(sku, show_cost=show_cost)
@@ -1280,14 +1264,6 @@ def _lineage(parents: dict[UUID, UUID | None], node: UUID | None) -> tuple[UUID,
         out.append(node)
         node = parents.get(node)
     return tuple(out)
-
-
-async def region_lineage(session: AsyncSession, region_id: UUID | None) -> tuple[UUID, ...]:
-    """The region, then its ancestors up to the root (empty for no region)."""
-    if region_id is None:
-        return ()
-    path = await session.scalar(select(Region.path).where(Region.id == region_id))
-    return tuple(UUID(part) for part in reversed((path or "").strip("/").split("/")) if part)
 
 
 async def skus_for_pricing(session: AsyncSession, sku_ids: Sequence[UUID]) -> dict[UUID, SkuOut]:

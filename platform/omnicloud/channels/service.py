@@ -145,13 +145,13 @@ async def _save_sales_org(
         org = SalesOrg(**{k: v for k, v in values.items() if v is not UNSET})
         session.add(org)
         await catalog.flush_unique(session, f"sales org {org.code}")
-        catalog.record_change(session, "sales_org", org.id, None, audit.snapshot(org, SALES_ORG_FIELDS))
+        audit.record_change(session, "sales_org", org.id, None, audit.snapshot(org, SALES_ORG_FIELDS))
         return org, "created"
     before = audit.snapshot(org, SALES_ORG_FIELDS)
     if not catalog.assign(org, values):
         return org, "unchanged"
     await catalog.flush_unique(session, f"sales org {org.code}")
-    catalog.record_change(session, "sales_org", org.id, before, audit.snapshot(org, SALES_ORG_FIELDS))
+    audit.record_change(session, "sales_org", org.id, before, audit.snapshot(org, SALES_ORG_FIELDS))
     return org, "updated"
 
 
@@ -281,9 +281,9 @@ async def _save_customer(
         )
         session.add(customer)
         await catalog.flush_unique(session, f"customer {customer.code}")
-        catalog.record_change(session, "customer", cid, None, audit.snapshot(customer, CUSTOMER_FIELDS))
+        audit.record_change(session, "customer", cid, None, audit.snapshot(customer, CUSTOMER_FIELDS))
         return customer, "created"
-    catalog.check_version(customer, expected_version, "customer")
+    audit.check_version(customer, expected_version, "customer")
     if kind == "terminal" and customer.kind == "dealer" and await _has_children(session, customer):
         raise invalid("kind", "a customer with children cannot become a terminal")
     new_parent_id = parent.id if isinstance(parent, Customer) else None
@@ -300,7 +300,7 @@ async def _save_customer(
         customer.parent_id = new_parent_id
     customer.version += 1
     await catalog.flush_unique(session, f"customer {customer.code}")
-    catalog.record_change(session, "customer", customer.id, before, audit.snapshot(customer, CUSTOMER_FIELDS))
+    audit.record_change(session, "customer", customer.id, before, audit.snapshot(customer, CUSTOMER_FIELDS))
     return customer, "updated"
 
 
@@ -644,5 +644,5 @@ async def pricing_party(session: AsyncSession, customer_id: UUID, principal: Pri
         level=customer.level,
         channel=customer.channel,
         sales_org_id=customer.sales_org_id,
-        region_path=await catalog.region_lineage(session, customer.region_id),
+        region_path=tuple(await catalog.region_ancestors(session, customer.region_id)),
     )

@@ -327,7 +327,7 @@ def buyer_of(party: channels.Party) -> engine.Buyer:
 
 
 async def _buyer(session: AsyncSession, customer: Any) -> engine.Buyer:
-    lineage = await catalog.region_lineage(session, customer.region_id)
+    lineage = tuple(await catalog.region_ancestors(session, customer.region_id))
     return engine.Buyer(
         customer_id=str(customer.id),
         customer_class=customer.customer_class,
@@ -984,11 +984,11 @@ async def route_supplier(
     buyer = await channels.require_customer(session, buyer_id, field="buyer_id")
     region_path: tuple[UUID, ...] = ()
     if region_id is not None:
-        region_path = await catalog.region_lineage(session, region_id)
+        region_path = tuple(await catalog.region_ancestors(session, region_id))
         if not region_path:
             raise invalid("region_id", "no such region")
     elif buyer.region_id is not None:
-        region_path = await catalog.region_lineage(session, buyer.region_id)
+        region_path = tuple(await catalog.region_ancestors(session, buyer.region_id))
     rows = await session.execute(select(*_RELATION_COLUMNS).where(SupplyRelation.buyer_id == buyer.id))
     ancestors = set(buyer.path.strip("/").split("/")[:-1])
     relations = [

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicloud.core import audit, events
-from omnicloud.core.errors import Conflict, NotFound, PreconditionFailed, PreconditionRequired, invalid
+from omnicloud.core.errors import Conflict, NotFound, PreconditionRequired, invalid
 from omnicloud.core.models import OutboxEvent, WebhookDelivery, WebhookSubscription
 from omnicloud.core.paging import paged_query, split_page
 from omnicloud.webhooks.schemas import (
@@ -148,18 +148,13 @@ async def get_webhook(session: AsyncSession, webhook_id: UUID) -> WebhookOut:
     return webhook_out(await _subscription(session, webhook_id))
 
 
-def _check_version(sub: WebhookSubscription, version: int | None) -> None:
-    if version is not None and version != sub.version:
-        raise PreconditionFailed(f"the webhook is at version {sub.version}", code="stale_version")
-
-
 async def update_webhook(
     session: AsyncSession, webhook_id: UUID, data: WebhookPatch, version: int | None
 ) -> WebhookOut:
     sub = await _subscription(session, webhook_id)  # 404 before 428: ids of others stay unknown
     if version is None:
         raise PreconditionRequired("send If-Match with the version you read", code="if_match_required")
-    _check_version(sub, version)
+    audit.check_version(sub, version, "webhook")
     before = _public(sub)
     if data.url is not None:
         sub.url = check_url(data.url)
@@ -178,7 +173,7 @@ async def update_webhook(
 
 async def deactivate_webhook(session: AsyncSession, webhook_id: UUID, version: int | None) -> WebhookOut:
     sub = await _subscription(session, webhook_id)
-    _check_version(sub, version)
+    audit.check_version(sub, version, "webhook")
     if sub.active:
         sub.active = False
         sub.version += 1

@@ -28,7 +28,7 @@ from omnicloud.core.money import round_money
 from omnicloud.core.security import Principal
 from omnicloud.core.tenancy import require_tenant
 from omnicloud.distribution import service as distribution
-from omnicloud.policies import pricing, promotions
+from omnicloud.policies import pricing, promotions, rebates
 from omnicloud.policies.allocation import allocate
 from omnicloud.policies.offset import OffsetLine, line_cap
 from omnicloud.policies.prices import service as prices
@@ -446,9 +446,14 @@ def _fees(requested: Decimal, caps: list[Decimal]) -> FeesOut:
 
 
 def _rebate(requested: Decimal, order_amount: Decimal, remaining: Decimal, ratio: Decimal) -> RebateOut:
-    cap = round_money(order_amount * ratio)
+    """DOMAIN §4 through the rebate engine; the buyer's request stands in for the balance, which
+    the order draws at submit."""
+    cap = rebates.usable(order_amount, order_amount, ratio, order_amount)
     return RebateOut(
-        requested=requested, usage_cap_ratio=ratio, cap=cap, usable=max(ZERO, min(requested, cap, remaining))
+        requested=requested,
+        usage_cap_ratio=ratio,
+        cap=cap,
+        usable=rebates.usable(requested, order_amount, ratio, remaining),
     )
 
 

@@ -640,7 +640,7 @@ async def preview_rebate(session: AsyncSession, policy_id: UUID, data: RebatePre
     explanation: list[str] = []
     if policy.status != "active":
         explanation.append(f"the policy is {policy.status}; this shows what it would pay if it were active")
-    region_path = [str(r) for r in await catalog.region_lineage(session, customer.region_id)]
+    region_path = [str(r) for r in await catalog.region_ancestors(session, customer.region_id)]
     covered = _customer_scope(policy).covers(
         customer_id=str(customer.id),
         customer_class=customer.customer_class,
