@@ -17,6 +17,7 @@ from omnicloud.core.models import AuditEntry, OutboxEvent
 from omnicloud.inventory.models import StockReservation
 from omnicloud.pools.funds.models import FundHold
 from omnicloud.pools.orders.models import Order, OrderLine
+from omnicloud.pools.sales.models import SalesFact
 from tests.fixtures import TenantHandle
 from tests.test_funds_api import (
     API,
@@ -196,6 +197,19 @@ async def test_submit_ship_in_two_parts_and_confirm_receipt(client, app, tenant_
     got = (await client.get(f"{API}/orders/{o['id']}", headers=d1)).json()
     assert got == closed
     await assert_ledger_balanced(app, t)
+    async with tx(app, t) as db:  # each shipment wrote its sales facts; their parts add up to the lines
+        facts = (
+            await db.execute(
+                select(SalesFact.sku_id, SalesFact.kind, SalesFact.quantity, SalesFact.amount).order_by(
+                    SalesFact.at, SalesFact.sku_id
+                )
+            )
+        ).all()
+    by_sku: dict[str, list[tuple[str, D, D]]] = {}
+    for sku_id, kind, quantity, amount in facts:
+        by_sku.setdefault(str(sku_id), []).append((kind, quantity, amount))
+    assert by_sku[s.skus[0]] == [("shipped", 4, 40), ("shipped", 6, 60)]
+    assert by_sku[s.skus[1]] == [("shipped", 5, 50)]
 
 
 async def test_a_staff_order_for_a_customer_and_the_list_filters(client, tenant_a):

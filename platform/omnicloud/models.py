@@ -12,6 +12,7 @@ from omnicloud.policies.promos import models as promos
 from omnicloud.policies.terms import models as terms
 from omnicloud.pools.funds import models as funds
 from omnicloud.pools.orders import models as orders
+from omnicloud.pools.sales import models as sales
 
 __all__ = [
     "catalog",
@@ -25,5 +26,6 @@ __all__ = [
     "orders",
     "prices",
     "promos",
+    "sales",
     "terms",
 ]

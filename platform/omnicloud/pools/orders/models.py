@@ -85,7 +85,8 @@ class Order(TenantOwned):
 
 class OrderLine(TenantOwned):
     """One line as priced at submit. ``quantity`` and ``shipped_quantity`` are in ``unit_id`` (a
-    gift line, 赠品, counts in the SKU's base unit); ``base_quantity`` is what stock reserves."""
+    gift line, 赠品, counts in the SKU's base unit); ``base_quantity`` is what stock reserves.
+    ``returned_quantity`` is the part of the shipped quantity that came back."""
 
     __tablename__ = "order_lines"
     __table_args__ = (
@@ -96,6 +97,9 @@ class OrderLine(TenantOwned):
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint(
             "shipped_quantity >= 0 AND shipped_quantity <= quantity", name="shipped_within_quantity"
+        ),
+        CheckConstraint(
+            "returned_quantity >= 0 AND returned_quantity <= shipped_quantity", name="returned_within_shipped"
         ),
         CheckConstraint("NOT is_gift OR payable = 0", name="gift_is_free"),
     )
@@ -116,6 +120,7 @@ class OrderLine(TenantOwned):
     rebate: Mapped[Decimal] = mapped_column(Money)
     due: Mapped[Decimal] = mapped_column(Money)
     shipped_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
+    returned_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
     is_gift: Mapped[bool] = mapped_column(default=False)
     gift_of: Mapped[str | None] = mapped_column(String(80))  # the promotion that gave it
 

@@ -93,6 +93,7 @@ from omnicloud.pools.orders.schemas import (
     OrderTotals,
     ShipmentIn,
 )
+from omnicloud.pools.sales import service as sales
 
 ZERO = Decimal("0.00")
 REFERENCE_TYPE = "order"
@@ -767,7 +768,9 @@ async def ship(
     target = posting_target(order, lines, shipped, full)
     amount = target - order.posted_amount
     first = order.status == "approved"
+    shipment_id = new_id()
     detail = {
+        "shipment_id": str(shipment_id),
         "lines": {ln.line_id: str(shipped[ln.id]) for ln in lines if ln.id in shipped},
         "posted": str(amount),
     }
@@ -780,6 +783,17 @@ async def ship(
         await funds.post_holds(session, fund_reference(order.id), amount)
     await _consume(
         session, order, [(ln.sku_id, _base(ln, shipped[ln.id])) for ln in lines if ln.id in shipped]
+    )
+    await sales.record(
+        session,
+        kind="shipped",
+        day=funds.business_day(),
+        document_id=shipment_id,
+        order_id=order.id,
+        customer_id=order.customer_id,
+        seller_customer_id=None,
+        sales_org_id=order.sales_org_id,
+        movements=[_movement(ln, ln.shipped_quantity, shipped[ln.id]) for ln in lines if ln.id in shipped],
     )
     for ln in lines:
         if ln.id in shipped:
@@ -812,6 +826,19 @@ async def _consume(session: AsyncSession, order: Order, quantities: Sequence[tup
         if want > 0:
             raise Conflict("the order's stock holds no longer cover this shipment", code="reservation_closed")
     await inventory.consume_many(session, None, reference, quantities=take)
+
+
+def _movement(line: OrderLine, done: Decimal, now: Decimal) -> sales.Movement:
+    """The goods and money ``now`` more units of ``line`` carry after ``done`` (sales facts)."""
+    return sales.Movement(
+        order_line_id=line.id,
+        sku_id=line.sku_id,
+        base_quantity=_base(line, now),
+        amount=sales.share(line.payable, done, now, line.quantity),
+        fee=sales.share(line.fee_offset, done, now, line.quantity),
+        rebate=sales.share(line.rebate, done, now, line.quantity),
+        is_gift=line.is_gift,
+    )
 
 
 def _base(line: OrderLine, quantity: Decimal) -> Decimal:
