@@ -42,6 +42,7 @@ def _domain_routes() -> list[Any]:
     from omnicloud.channels.api import ROUTES as channels
     from omnicloud.distribution.api import ROUTES as distribution
     from omnicloud.inventory.api import ROUTES as inventory
+    from omnicloud.policies.approvals.api import ROUTES as approvals
     from omnicloud.policies.prices.api import ROUTES as prices
     from omnicloud.policies.promos.api import ROUTES as promos
     from omnicloud.policies.quotes.api import ROUTES as quotes
@@ -58,6 +59,7 @@ def _domain_routes() -> list[Any]:
         *prices,
         *promos,
         *terms,
+        *approvals,
         *quotes,
         *funds,
         *orders,

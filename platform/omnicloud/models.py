@@ -7,6 +7,7 @@ from omnicloud.distribution import models as distribution
 from omnicloud.identity import models as identity
 from omnicloud.inventory import models as inventory
 from omnicloud.operator import models as operator
+from omnicloud.policies.approvals import models as approvals
 from omnicloud.policies.prices import models as prices
 from omnicloud.policies.promos import models as promos
 from omnicloud.policies.terms import models as terms
@@ -15,6 +16,7 @@ from omnicloud.pools.orders import models as orders
 from omnicloud.pools.sales import models as sales
 
 __all__ = [
+    "approvals",
     "catalog",
     "channels",
     "core",

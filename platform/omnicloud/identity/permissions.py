@@ -44,6 +44,8 @@ CORE_PERMISSIONS: dict[str, str] = {
     "orders:write": "Submit, cancel and confirm receipt of orders (a dealer: its own)",
     "orders:approve": "Approve or reject orders waiting for approval",
     "orders:ship": "Ship orders from the brand's warehouses",
+    "approvals:read": "Read order approval rules and try them on an order",
+    "approvals:write": "Maintain order approval rules",
 }
 
 _READ_MASTER = ["catalog:read", "regions:read", "customers:read", "stock:read"]
@@ -55,6 +57,7 @@ _READ_POLICIES = [
     "fees:read",
     "funds:read",
     "distribution:read",
+    "approvals:read",
 ]
 
 BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
@@ -78,6 +81,7 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "orders:read",
             "orders:write",
             "orders:approve",
+            "approvals:write",
         ],
     ),
     "sales_rep": ("Sales representative", [*_READ_MASTER, "prices:read", "promotions:read", "quotes:create"]),
