@@ -47,6 +47,7 @@ def _domain_routes() -> list[Any]:
     from omnicloud.policies.promos.api import ROUTES as promos
     from omnicloud.policies.quotes.api import ROUTES as quotes
     from omnicloud.policies.terms.api import ROUTES as terms
+    from omnicloud.pools.assets.api import ROUTES as assets
     from omnicloud.pools.funds.api import ROUTES as funds
     from omnicloud.pools.orders.api import ROUTES as orders
     from omnicloud.webhooks.api import ROUTES as webhooks
@@ -62,6 +63,7 @@ def _domain_routes() -> list[Any]:
         *approvals,
         *quotes,
         *funds,
+        *assets,
         *orders,
         *distribution,
         *webhooks,

@@ -1,0 +1,132 @@
+"""A customer's assets (资产) in one read: its fund accounts with totals per kind, and its credit
+standing per profile. Dealers read their own and their sub-dealers' (others are 404)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omnicloud.channels import service as channels
+from omnicloud.core.security import Principal
+from omnicloud.policies import credit
+from omnicloud.policies.terms import service as terms
+from omnicloud.policies.terms.models import CreditProfile, TemporaryCreditLine
+from omnicloud.pools.assets.schemas import (
+    AssetsOut,
+    CreditStanding,
+    ExposureView,
+    KindTotal,
+    OverdueView,
+    TemporaryLineView,
+)
+from omnicloud.pools.funds import service as funds
+from omnicloud.pools.funds.models import FundAccount
+from omnicloud.pools.funds.schemas import FundAccountOut
+
+ZERO = Decimal("0.00")
+KIND_ORDER = ("cash", "rebate", "fee", "special", "deposit")
+
+
+async def _accounts(session: AsyncSession, customer_id: UUID, day: date) -> list[FundAccountOut]:
+    rows = await session.scalars(
+        select(FundAccount).where(FundAccount.customer_id == customer_id).order_by(FundAccount.id)
+    )
+    return [funds.account_out(a, day) for a in rows]
+
+
+def _totals(accounts: list[FundAccountOut]) -> list[KindTotal]:
+    by_kind: dict[str, list[FundAccountOut]] = defaultdict(list)
+    for a in accounts:
+        by_kind[a.kind].append(a)
+    return [
+        KindTotal(
+            kind=kind,
+            balance=sum((a.balance for a in mine), ZERO),
+            held=sum((a.held for a in mine), ZERO),
+            available=sum((a.available for a in mine), ZERO),
+            usable=sum((a.available for a in mine if a.usable_today), ZERO),
+            accounts=len(mine),
+        )
+        for kind in sorted(by_kind, key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else 99, k))
+        if (mine := by_kind[kind])
+    ]
+
+
+async def credit_standing(session: AsyncSession, customer_id: UUID, day: date) -> list[CreditStanding]:
+    """Each of the customer's credit profiles with its temporary lines valid on ``day``, the
+    exposure the document pools report, what is left, and the receivables overdue on ``day``."""
+    rows = (
+        await session.execute(
+            select(CreditProfile, TemporaryCreditLine.amount, TemporaryCreditLine.expires_on)
+            .outerjoin(
+                TemporaryCreditLine,
+                and_(
+                    TemporaryCreditLine.tenant_id == CreditProfile.tenant_id,
+                    TemporaryCreditLine.profile_id == CreditProfile.id,
+                    TemporaryCreditLine.expires_on >= day,
+                ),
+            )
+            .where(CreditProfile.customer_id == customer_id)
+            .order_by(CreditProfile.id, TemporaryCreditLine.expires_on)
+        )
+    ).all()
+    if not rows:
+        return []
+    inputs = await terms.exposure_inputs(session, customer_id)
+    exposure = credit.exposure(inputs)
+    profiles: dict[UUID, tuple[CreditProfile, list[TemporaryLineView]]] = {}
+    for profile, amount, expires_on in rows:
+        lines = profiles.setdefault(profile.id, (profile, []))[1]
+        if amount is not None:
+            lines.append(TemporaryLineView(amount=amount, expires_on=expires_on))
+    out = []
+    for profile, lines in profiles.values():
+        line = profile.credit_limit + sum((t.amount for t in lines), ZERO)
+        receivables = await terms.open_receivables(session, customer_id, profile.grace_days)
+        out.append(
+            CreditStanding(
+                sales_org_id=profile.sales_org_id,
+                limit=profile.credit_limit,
+                temporary_lines=lines,
+                credit_line=line,
+                credit_days=profile.credit_days,
+                grace_days=profile.grace_days,
+                exposure=ExposureView(
+                    open_orders=inputs.open_orders,
+                    shipped_not_invoiced=inputs.shipped_not_invoiced,
+                    receivables=inputs.receivables,
+                    unapplied_prepayments=inputs.unapplied_prepayments,
+                    total=exposure,
+                ),
+                available=line - exposure,
+                overdue=[
+                    OverdueView(
+                        id=r.id,
+                        amount=r.amount,
+                        due_date=r.due_date,
+                        overdue_since=r.due_date + timedelta(days=r.grace_days + 1),
+                    )
+                    for r in receivables
+                    if r.overdue_on(day)
+                ],
+            )
+        )
+    return out
+
+
+async def assets(session: AsyncSession, principal: Principal, customer_id: UUID) -> AssetsOut:
+    await channels.visible_customer(session, customer_id, principal)  # 404 for a stranger
+    day = funds.business_day()
+    accounts = await _accounts(session, customer_id, day)
+    return AssetsOut(
+        customer_id=customer_id,
+        on=day,
+        totals=_totals(accounts),
+        accounts=accounts,
+        credit=await credit_standing(session, customer_id, day),
+    )
