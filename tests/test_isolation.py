@@ -129,3 +129,36 @@ async def test_dealer_sees_only_its_subtree(client, worlds):
             continue
         leaked = [f"{k}={v}" for k, v in a.other_dealer_ids.items() if v in r.text]
         assert not leaked, f"{path} shows dealer d2's rows to d1: {leaked}"
+
+
+async def test_a_level_2_dealer_does_not_see_its_level_1_dealer(client, worlds):
+    """Visibility runs down the tree only: d1a (under d1) reaches none of d1's own objects."""
+    a, _ = worlds
+    schema = await _openapi(client)
+    d1a = bearer(a.dealer_keys["d1a"])
+    dealer_params = set(a.other_dealer_ids)
+    wrong, checked = [], 0
+    for method, path, _op in _routes(schema):
+        if method != "GET":
+            continue
+        names = _params(path)
+        if not names or not set(names) & dealer_params or any(n not in a.ids for n in names):
+            continue
+        url = path
+        for p in names:
+            url = url.replace("{" + p + "}", a.ids[p])
+        r = await client.get(url, headers=d1a)
+        checked += 1
+        if r.status_code != 404:
+            wrong.append(f"GET {url}: {r.status_code}")
+    assert checked >= 3 and not wrong, "dealer d1a reached its parent d1's objects:\n" + "\n".join(wrong)
+    parents = {k: a.ids[k] for k in dealer_params if k in a.ids}
+    for method, path, _ in _routes(schema):
+        if method != "GET" or _params(path):
+            continue
+        r = await client.get(path, headers=d1a, params={"limit": 200})
+        if r.status_code in (403, 404):
+            continue
+        # d1a's own rows may name its parent (``parent_id``); d1's own rows must not be listed.
+        leaked = [f"{k}={v}" for k, v in parents.items() if f'"id":"{v}"' in r.text]
+        assert not leaked, f"{path} shows dealer d1's rows to its level-2 dealer d1a: {leaked}"

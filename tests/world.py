@@ -2,7 +2,8 @@
 
 ``ids`` maps a path parameter name to an object of this tenant; ``names`` maps natural-key
 parameters (barcode, metal, purity) to values of this tenant; ``other_dealer_ids`` maps a
-parameter to an object that dealer ``d1`` must not see: those of its sibling dealer ``d2``.
+parameter to an object that dealer ``d1`` must not see: those of its sibling dealer ``d2``. For
+those parameters ``ids`` holds ``d1``'s own objects, which its level-2 dealer ``d1a`` must not see.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ async def build_world(client: httpx.AsyncClient, t: TenantHandle, app: Any = Non
 
     d1, w.dealer_keys["d1"] = await _dealer(client, t, "d1", region_id=ids["region_id"])
     d2, w.dealer_keys["d2"] = await _dealer(client, t, "d2")
+    _, w.dealer_keys["d1a"] = await _dealer(client, t, "d1a", parent_id=d1["id"])  # d1's level-2 dealer
     ids["customer_id"] = d1["id"]
     wh1 = await _post(
         client, t, "/api/v1/warehouses", {"code": "W1", "name": "W1", "owner_customer_id": d1["id"]}
