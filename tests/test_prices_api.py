@@ -507,22 +507,28 @@ async def current_revision(app: Any, t: TenantHandle) -> revisions.Revision:
 
 
 async def test_dealers_and_readers_are_kept_out(client, tenant_a):
+    """A dealer (prices:own) reaches only its own lists: the brand's answer 404, floors and the
+    brand's writes 403, and its list shows none of the brand's lists."""
     t = tenant_a
     ids = await setup(client, t)
     lst = await price_list(client, t, "BASE", "base")
     dealer = await user_key(client, t, "dealer", customer_id=ids["C1"])
-    for method, url in (
-        ("GET", "/api/v1/price-sequence"),
-        ("GET", "/api/v1/price-lists"),
-        ("GET", f"/api/v1/price-lists/{lst}"),
-        ("GET", f"/api/v1/price-lists/{lst}/entries"),
-        ("GET", f"/api/v1/price-lists/{lst}/entries.csv"),
-        ("GET", "/api/v1/price-floors"),
-        ("POST", "/api/v1/price-lists"),
-        ("POST", "/api/v1/price-floors"),
+    for method, url, status in (
+        ("GET", f"/api/v1/price-lists/{lst}", 404),
+        ("GET", f"/api/v1/price-lists/{lst}/entries", 404),
+        ("GET", f"/api/v1/price-lists/{lst}/entries.csv", 404),
+        ("PATCH", f"/api/v1/price-lists/{lst}", 404),
+        ("DELETE", f"/api/v1/price-lists/{lst}", 404),
+        ("GET", "/api/v1/price-floors", 403),
+        ("POST", "/api/v1/price-floors", 403),
+        ("PUT", "/api/v1/price-sequence", 403),
     ):
-        r = await client.request(method, url, headers=dealer, json={} if method == "POST" else None)
-        assert r.status_code == 403, (method, url, r.status_code)
+        body = {} if method in ("POST", "PATCH", "PUT") else None
+        r = await client.request(method, url, headers={**dealer, "If-Match": '"1"'}, json=body)
+        assert r.status_code == status, (method, url, r.status_code, r.text)
+    r = await client.get("/api/v1/price-lists", headers=dealer)
+    assert r.status_code == 200 and r.json()["items"] == []
+    assert (await client.get("/api/v1/price-sequence", headers=dealer)).status_code == 200
     rep = await user_key(client, t, "sales_rep")
     assert (await client.get(f"/api/v1/price-lists/{lst}", headers=rep)).status_code == 200
     r = await client.post("/api/v1/price-lists", headers=rep, json={"code": "X", "name": "X", "step": "base"})

@@ -26,6 +26,7 @@ CORE_PERMISSIONS: dict[str, str] = {
     "warehouses:write": "Maintain warehouses",
     "prices:read": "Read price lists, entries, floors and the access sequence",
     "prices:write": "Maintain price lists, entries, floors and the access sequence",
+    "prices:own": "Maintain a dealer's own price lists and entries (for the dealers it supplies)",
     "promotions:read": "Read promotions, coupon templates and coupon codes",
     "promotions:write": "Maintain promotions and coupon templates, and issue coupon codes",
     "credit:read": "Read credit profiles, temporary lines and credit rules",
@@ -135,6 +136,7 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "distribution:read",
             "orders:read",
             "orders:write",
+            "prices:own",
         ],
     ),
 }

@@ -28,7 +28,9 @@ class PriceSequence(TenantOwned):
 
 class PriceList(TenantOwned):
     """A price list placed in one access-sequence step. Its dimensions say whom it prices for;
-    every entry inherits them, with the list's currency, validity and priority."""
+    every entry inherits them, with the list's currency, validity and priority. ``owner_customer_id``
+    NULL is the brand's list; otherwise the list is a dealer's own (DOMAIN §7): it prices only the
+    lines a supply relation routes to that dealer, inside the brand's guide price ranges."""
 
     __tablename__ = "price_lists"
     __table_args__ = (
@@ -36,7 +38,9 @@ class PriceList(TenantOwned):
         tenant_fk("customer_id", "customers"),
         tenant_fk("region_id", "regions"),
         tenant_fk("sales_org_id", "sales_orgs"),
+        tenant_fk("owner_customer_id", "customers"),
         Index(None, "tenant_id", "step"),
+        Index(None, "tenant_id", "owner_customer_id"),
         CheckConstraint("valid_to IS NULL OR valid_from IS NULL OR valid_to >= valid_from", name="validity"),
     )
 
@@ -54,6 +58,7 @@ class PriceList(TenantOwned):
     valid_from: Mapped[date | None]
     valid_to: Mapped[date | None]
     status: Mapped[str] = mapped_column(String(20), default="active")  # active|inactive
+    owner_customer_id: Mapped[UUID | None]  # None: the brand's
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     version: Mapped[int] = mapped_column(default=1)
 

@@ -132,6 +132,8 @@ class PriceListPatch(Input):
 
 
 class PriceListOut(msgspec.Struct, kw_only=True):
+    """``owner_customer_id`` null is the brand's list; otherwise the dealer whose own list it is."""
+
     id: UUID
     code: str
     name: str
@@ -147,6 +149,7 @@ class PriceListOut(msgspec.Struct, kw_only=True):
     valid_from: date | None
     valid_to: date | None
     status: str
+    owner_customer_id: UUID | None = None
     version: int
     created_at: datetime
 
@@ -193,6 +196,9 @@ class PriceEntryPatch(Input):
 
 
 class PriceEntryOut(msgspec.Struct, kw_only=True):
+    """``guide_violation`` says why an entry of a dealer's list is outside the brand's guide
+    price range (the brand narrowed it after the entry was saved); quotes refuse such a price."""
+
     id: UUID
     price_list_id: UUID
     sku_id: UUID
@@ -205,6 +211,7 @@ class PriceEntryOut(msgspec.Struct, kw_only=True):
     valid_to: date | None
     version: int
     created_at: datetime
+    guide_violation: str | None = None
 
 
 class PriceEntryPage(msgspec.Struct, kw_only=True):

@@ -7,6 +7,16 @@ cached by that revision. Rules are checked when they are saved, never at quote t
 dimensions are exactly its step's, references exist in the tenant, an entry's unit is one its SKU
 is sold in, and no two rules tie (same step, dimension values, SKU+unit and priority, overlapping
 validity and bands). The tie check reads only the rules that could tie, with one query per write.
+
+Dealers' own price lists (DOMAIN §7): a list with ``owner_customer_id`` belongs to that dealer. A
+dealer (the ``owner`` argument: the dealer customer a dealer user acts for, None for the brand's
+staff) sees and maintains only its own lists (404 for any other); the brand's staff read every
+list and maintain only the brand's (403 ``dealer_owned`` on a dealer's). Every price of a dealer's
+list lies inside the brand's guide price range for its SKU (422 ``outside_guide_price``); when the
+brand later narrows a range, entries left outside it are flagged on read (``guide_violation``) and
+refused at quote time. Each owner's lists compile into their own book under their own revision
+topic, so one dealer's change never recompiles the brand's book or another dealer's; ties are
+only ever between lists of the same owner.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from uuid import UUID
 
 import msgspec
 from msgspec import UNSET
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -29,10 +39,19 @@ from omnicloud.channels import service as channels
 from omnicloud.core import audit, revisions
 from omnicloud.core.csvio import RowError, parse_rows, raise_if_errors, to_csv
 from omnicloud.core.db import TENANT, TENANT_PARAM, TenantQuery, utcnow
-from omnicloud.core.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, field_error, invalid
+from omnicloud.core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+    field_error,
+    invalid,
+)
 from omnicloud.core.ids import new_id
 from omnicloud.core.paging import paged_query, split_page
 from omnicloud.core.tenancy import require_tenant
+from omnicloud.distribution import service as distribution
 from omnicloud.policies import pricing
 from omnicloud.policies.prices.models import PriceFloor, PriceList, PriceListEntry, PriceSequence
 from omnicloud.policies.prices.schemas import (
@@ -55,6 +74,9 @@ from omnicloud.policies.prices.schemas import (
 from omnicloud.policies.pricing import DIMENSIONS, AccessStep, Floor, PriceEntry
 
 TOPIC = "prices"
+"""The brand's price configuration (its lists, floors and the access sequence)."""
+SEQUENCE_TOPIC = "price_sequence"
+"""Bumped with ``prices`` when the access sequence changes: the dealers' books depend on it."""
 CENT = Decimal("0.01")
 FOURTH = Decimal("0.0001")
 ZERO = Decimal(0)
@@ -79,6 +101,7 @@ LIST_FIELDS = (
     "valid_from",
     "valid_to",
     "status",
+    "owner_customer_id",
     "version",
 )
 RULE_FIELDS = ("step", "priority", *DIMENSIONS, "valid_from", "valid_to", "status")
@@ -116,6 +139,7 @@ class ListRow(msgspec.Struct, frozen=True):
     valid_from: date | None
     valid_to: date | None
     status: str
+    owner_customer_id: UUID | None = None
 
 
 class EntryRow(msgspec.Struct, frozen=True):
@@ -208,10 +232,15 @@ def _engine_entry(e: EntryRow, pl: ListRow, fields: dict[str, Any] | None = None
     )
 
 
-async def _changing(session: AsyncSession) -> None:
-    """Start a write: bump the revision, which also serialises a tenant's price writes so that
-    the tie checks see every committed rival."""
-    await revisions.bump(session, TOPIC)
+def owner_topic(owner: UUID | None) -> str:
+    """The revision topic of one owner's lists: ``prices`` for the brand, one per dealer."""
+    return TOPIC if owner is None else f"prices:{owner.hex}"
+
+
+async def _changing(session: AsyncSession, owner: UUID | None = None) -> None:
+    """Start a write to ``owner``'s lists: bump its revision, which also serialises that owner's
+    price writes so that the tie checks see every committed rival (ties are per owner)."""
+    await revisions.bump(session, owner_topic(owner))
 
 
 # --- the access sequence -------------------------------------------------------------------
@@ -274,6 +303,7 @@ async def put_sequence(session: AsyncSession, data: SequenceIn, expected_version
     """Replace the access sequence (If-Match: its version, 0 for the built-in default). Refused
     when an existing price list would no longer fit: its step gone or its dimensions changed."""
     await _changing(session)
+    await revisions.bump(session, SEQUENCE_TOPIC)
     row = await _sequence_row(session)
     current = 0 if row is None else row.version
     if expected_version != current:
@@ -374,10 +404,10 @@ async def _check_unit(session: AsyncSession, sku_id: UUID, unit_id: UUID) -> Non
 
 
 def _same_place(pl: ListRow) -> list[ColumnElement[bool]]:
-    """Active lists in the same step with the same dimension values and priority: the only
-    lists whose entries can tie with this list's."""
+    """Active lists of the same owner in the same step with the same dimension values and
+    priority: the only lists whose entries can tie with this list's."""
     criteria = [PriceList.step == pl.step, PriceList.priority == pl.priority, PriceList.status == "active"]
-    for name in DIMENSIONS:
+    for name in (*DIMENSIONS, "owner_customer_id"):
         column, value = getattr(PriceList, name), getattr(pl, name)
         criteria.append(column.is_(None) if value is None else column == value)
     return criteria
@@ -512,15 +542,24 @@ def price_list_out(pl: PriceList) -> PriceListOut:
         valid_from=pl.valid_from,
         valid_to=pl.valid_to,
         status=pl.status,
+        owner_customer_id=pl.owner_customer_id,
         version=pl.version,
         created_at=pl.created_at,
     )
 
 
-async def _found_list(session: AsyncSession, price_list_id: UUID) -> PriceList:
+async def _found_list(
+    session: AsyncSession, price_list_id: UUID, owner: UUID | None = None, *, write: bool = False
+) -> PriceList:
+    """The list as ``owner`` may reach it: a dealer only its own (404 for any other, so it cannot
+    tell whether the list exists); the brand's staff every list, but writes only the brand's."""
     pl = await session.get(PriceList, (require_tenant(), price_list_id))
-    if pl is None:
+    if pl is None or (owner is not None and pl.owner_customer_id != owner):
         raise NotFound("no such price list")
+    if write and owner is None and pl.owner_customer_id is not None:
+        raise Forbidden(
+            "this price list is a dealer's own: only that dealer maintains it", code="dealer_owned"
+        )
     return pl
 
 
@@ -533,20 +572,38 @@ async def _code_taken(session: AsyncSession, code: str) -> None:
         raise Conflict(f"price list {code} already exists", code="duplicate")
 
 
-async def create_price_list(session: AsyncSession, data: PriceListIn) -> PriceListOut:
-    await _changing(session)
+async def _check_owner_dimensions(session: AsyncSession, pl: ListRow) -> None:
+    """A dealer's list prices only buyers it can supply: a ``customer_id`` dimension names one of
+    its sub-dealers (a supply relation's seller is always an ancestor of the buyer)."""
+    if pl.owner_customer_id is None or pl.customer_id is None:
+        return
+    owner = await channels.require_customer(session, pl.owner_customer_id)
+    buyer = await channels.require_customer(session, pl.customer_id, field="customer_id")
+    if buyer.id == owner.id or not buyer.path.startswith(owner.path):
+        raise invalid("customer_id", "a dealer's price list prices only the dealers under it")
+
+
+async def create_price_list(
+    session: AsyncSession, data: PriceListIn, owner: UUID | None = None
+) -> PriceListOut:
+    """Create a list; ``owner`` (a dealer) makes it that dealer's own."""
+    await _changing(session, owner)
     await _code_taken(session, data.code)
-    fields = {f: getattr(data, f) for f in LIST_FIELDS if f != "version"}
-    pl = PriceList(id=new_id(), version=1, created_at=utcnow(), **fields)
-    await _check_list(session, _list_row(pl), await access_sequence(session))
+    fields = {f: getattr(data, f) for f in LIST_FIELDS if f not in ("version", "owner_customer_id")}
+    pl = PriceList(id=new_id(), version=1, created_at=utcnow(), owner_customer_id=owner, **fields)
+    row = _list_row(pl)
+    await _check_list(session, row, await access_sequence(session))
+    await _check_owner_dimensions(session, row)
     session.add(pl)
     await catalog.flush_unique(session, f"price list {pl.code}")
     audit.record_change(session, "price_list", pl.id, None, audit.snapshot(pl, LIST_FIELDS))
     return price_list_out(pl)
 
 
-async def get_price_list(session: AsyncSession, price_list_id: UUID) -> PriceListOut:
-    return price_list_out(await _found_list(session, price_list_id))
+async def get_price_list(
+    session: AsyncSession, price_list_id: UUID, owner: UUID | None = None
+) -> PriceListOut:
+    return price_list_out(await _found_list(session, price_list_id, owner))
 
 
 async def list_price_lists(
@@ -557,13 +614,20 @@ async def list_price_lists(
     step: str | None = None,
     status: str | None = None,
     customer_id: UUID | None = None,
+    owner_customer_id: UUID | None = None,
     q: str | None = None,
+    owner: UUID | None = None,
 ) -> tuple[list[PriceListOut], str | None]:
+    """Lists by id; a dealer (``owner``) sees only its own, the brand's staff every list
+    (``owner_customer_id`` narrows to one dealer's)."""
     stmt = select(PriceList)
+    if owner is not None:
+        stmt = stmt.where(PriceList.owner_customer_id == owner)
     for column, value in (
         (PriceList.step, step),
         (PriceList.status, status),
         (PriceList.customer_id, customer_id),
+        (PriceList.owner_customer_id, owner_customer_id),
     ):
         if value is not None:
             stmt = stmt.where(column == value)
@@ -575,12 +639,16 @@ async def list_price_lists(
 
 
 async def update_price_list(
-    session: AsyncSession, price_list_id: UUID, data: PriceListPatch, expected_version: int
+    session: AsyncSession,
+    price_list_id: UUID,
+    data: PriceListPatch,
+    expected_version: int,
+    owner: UUID | None = None,
 ) -> PriceListOut:
     """Change a list; a change to its place (step, dimensions, priority, validity, status)
-    re-checks its entries for ties."""
-    await _changing(session)
-    pl = await _found_list(session, price_list_id)
+    re-checks its entries for ties, and a dealer's new validity its entries' guide ranges."""
+    await _changing(session, owner)
+    pl = await _found_list(session, price_list_id, owner, write=True)
     audit.check_version(pl, expected_version, "price list")
     values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
     changed = {k: v for k, v in values.items() if getattr(pl, k) != v}
@@ -591,9 +659,13 @@ async def update_price_list(
     row = _list_row(pl, **changed)
     sequence = await access_sequence(session)
     await _check_list(session, row, sequence)
+    await _check_owner_dimensions(session, row)
     moved = [f for f in RULE_FIELDS if f in changed]
     if moved and row.status == "active":
         await _check_list_entries(session, row, sequence, moved[0])
+    if owner is not None and {"valid_from", "valid_to"} & set(changed):
+        own = select(*ENTRY_COLUMNS).where(PriceListEntry.price_list_id == pl.id)
+        await _check_guides(session, row, [EntryRow(*r) for r in await session.execute(own)])
     before = audit.snapshot(pl, LIST_FIELDS)
     for name, value in changed.items():
         setattr(pl, name, value)
@@ -603,10 +675,12 @@ async def update_price_list(
     return price_list_out(pl)
 
 
-async def delete_price_list(session: AsyncSession, price_list_id: UUID, expected_version: int) -> None:
+async def delete_price_list(
+    session: AsyncSession, price_list_id: UUID, expected_version: int, owner: UUID | None = None
+) -> None:
     """Delete a list with all its entries."""
-    await _changing(session)
-    pl = await _found_list(session, price_list_id)
+    await _changing(session, owner)
+    pl = await _found_list(session, price_list_id, owner, write=True)
     audit.check_version(pl, expected_version, "price list")
     count = await session.scalar(
         select(func.count(PriceListEntry.id)).where(PriceListEntry.price_list_id == pl.id)
@@ -622,10 +696,63 @@ async def delete_price_list(session: AsyncSession, price_list_id: UUID, expected
     audit.record_change(session, "price_list", pl.id, before, None)
 
 
+# --- guide price ranges of dealers' entries ------------------------------------------------
+
+
+def _point(e: EntryRow, pl: ListRow) -> distribution.PricePoint:
+    """An entry's price over the days it can apply (its validity within its list's)."""
+    return distribution.PricePoint(
+        sku_id=e.sku_id,
+        unit_id=e.unit_id,
+        price=e.price,
+        valid_from=_later(pl.valid_from, e.valid_from),
+        valid_to=_earlier(pl.valid_to, e.valid_to),
+    )
+
+
+async def _guide_violations(
+    session: AsyncSession, pl: ListRow, entries: Sequence[EntryRow]
+) -> dict[int, distribution.GuideViolation]:
+    """The first guide range each entry of a dealer's list leaves, by the entry's position."""
+    if pl.owner_customer_id is None or not entries:
+        return {}
+    found: dict[int, distribution.GuideViolation] = {}
+    for v in await distribution.guide_price_violations(session, [_point(e, pl) for e in entries]):
+        found.setdefault(v.index, v)
+    return found
+
+
+def _guide_message(e: EntryRow, v: distribution.GuideViolation) -> str:
+    return (
+        f"entry {e.id}: price {e.price} is outside the brand's guide price range "
+        f"{v.min_price} to {v.max_price} (guide price {v.guide_price_id})"
+    )
+
+
+async def _check_guides(session: AsyncSession, pl: ListRow, entries: Sequence[EntryRow]) -> None:
+    """A 422 ``outside_guide_price`` naming every entry of a dealer's list outside its range."""
+    violations = await _guide_violations(session, pl, entries)
+    if not violations:
+        return
+    errors: list[dict[str, Any]] = [
+        {
+            "field": "price",
+            "message": _guide_message(entries[i], v),
+            "entry_id": str(entries[i].id),
+            "guide_price_id": str(v.guide_price_id),
+            "min_price": str(v.min_price),
+            "max_price": str(v.max_price),
+        }
+        for i, v in sorted(violations.items())
+    ]
+    detail = "; ".join(e["message"] for e in errors[:MAX_TIES_SHOWN])
+    raise Unprocessable(detail, code="outside_guide_price", errors=errors)
+
+
 # --- entries -------------------------------------------------------------------------------
 
 
-def price_entry_out(e: PriceListEntry) -> PriceEntryOut:
+def price_entry_out(e: PriceListEntry, guide_violation: str | None = None) -> PriceEntryOut:
     return PriceEntryOut(
         id=e.id,
         price_list_id=e.price_list_id,
@@ -639,7 +766,20 @@ def price_entry_out(e: PriceListEntry) -> PriceEntryOut:
         valid_to=e.valid_to,
         version=e.version,
         created_at=e.created_at,
+        guide_violation=guide_violation,
     )
+
+
+async def _flagged(
+    session: AsyncSession, pl: PriceList, entries: Sequence[PriceListEntry]
+) -> list[PriceEntryOut]:
+    """Entries as shown: a dealer's entry that a narrowed guide range has left outside says so."""
+    rows = [_entry_row(e) for e in entries]
+    violations = await _guide_violations(session, _list_row(pl), rows)
+    return [
+        price_entry_out(e, _guide_message(r, violations[i]) if i in violations else None)
+        for i, (e, r) in enumerate(zip(entries, rows, strict=True))
+    ]
 
 
 def _quantize(value: Any, quantum: Decimal) -> Any:
@@ -653,9 +793,23 @@ async def _found_entry(session: AsyncSession, entry_id: UUID) -> PriceListEntry:
     return entry
 
 
-async def create_price_entry(session: AsyncSession, price_list_id: UUID, data: PriceEntryIn) -> PriceEntryOut:
-    await _changing(session)
-    pl = await _found_list(session, price_list_id)
+async def _reachable_entry(
+    session: AsyncSession, entry_id: UUID, owner: UUID | None, *, write: bool = False
+) -> tuple[PriceListEntry, PriceList]:
+    """The entry with its list, as ``owner`` may reach it (see :func:`_found_list`)."""
+    entry = await _found_entry(session, entry_id)
+    try:
+        pl = await _found_list(session, entry.price_list_id, owner, write=write)
+    except NotFound:
+        raise NotFound("no such price entry") from None
+    return entry, pl
+
+
+async def create_price_entry(
+    session: AsyncSession, price_list_id: UUID, data: PriceEntryIn, owner: UUID | None = None
+) -> PriceEntryOut:
+    await _changing(session, owner)
+    pl = await _found_list(session, price_list_id, owner, write=True)
     await _check_unit(session, data.sku_id, data.unit_id)
     entry = PriceListEntry(
         id=new_id(),
@@ -671,34 +825,47 @@ async def create_price_entry(session: AsyncSession, price_list_id: UUID, data: P
         version=1,
         created_at=utcnow(),
     )
-    await _check_entry(session, _entry_row(entry), _list_row(pl), await access_sequence(session))
+    row, place = _entry_row(entry), _list_row(pl)
+    await _check_entry(session, row, place, await access_sequence(session))
+    await _check_guides(session, place, [row])
     session.add(entry)
     await session.flush()
     audit.record_change(session, "price_entry", entry.id, None, audit.snapshot(entry, ENTRY_FIELDS))
     return price_entry_out(entry)
 
 
-async def get_price_entry(session: AsyncSession, entry_id: UUID) -> PriceEntryOut:
-    return price_entry_out(await _found_entry(session, entry_id))
+async def get_price_entry(session: AsyncSession, entry_id: UUID, owner: UUID | None = None) -> PriceEntryOut:
+    entry, pl = await _reachable_entry(session, entry_id, owner)
+    return (await _flagged(session, pl, [entry]))[0]
 
 
 async def list_price_entries(
-    session: AsyncSession, price_list_id: UUID, cursor: str | None, limit: int, *, sku_id: UUID | None = None
+    session: AsyncSession,
+    price_list_id: UUID,
+    cursor: str | None,
+    limit: int,
+    *,
+    sku_id: UUID | None = None,
+    owner: UUID | None = None,
 ) -> tuple[list[PriceEntryOut], str | None]:
-    await _found_list(session, price_list_id)
+    pl = await _found_list(session, price_list_id, owner)
     stmt = select(PriceListEntry).where(PriceListEntry.price_list_id == price_list_id)
     if sku_id is not None:
         stmt = stmt.where(PriceListEntry.sku_id == sku_id)
     rows = (await session.scalars(paged_query(stmt, PriceListEntry.id, cursor, limit))).all()
     items, nxt = split_page(rows, limit)
-    return [price_entry_out(e) for e in items], nxt
+    return await _flagged(session, pl, items), nxt
 
 
 async def update_price_entry(
-    session: AsyncSession, entry_id: UUID, data: PriceEntryPatch, expected_version: int
+    session: AsyncSession,
+    entry_id: UUID,
+    data: PriceEntryPatch,
+    expected_version: int,
+    owner: UUID | None = None,
 ) -> PriceEntryOut:
-    await _changing(session)
-    entry = await _found_entry(session, entry_id)
+    await _changing(session, owner)
+    entry, pl = await _reachable_entry(session, entry_id, owner, write=True)
     audit.check_version(entry, expected_version, "price entry")
     values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
     values = {k: _quantize(v, CENT if k == "price" else FOURTH) for k, v in values.items()}
@@ -710,8 +877,9 @@ async def update_price_entry(
         raise invalid("max_qty", "must not be below min_qty")
     if row.valid_from is not None and row.valid_to is not None and row.valid_to < row.valid_from:
         raise invalid("valid_to", "must not be before valid_from")
-    pl = await _found_list(session, entry.price_list_id)
-    await _check_entry(session, row, _list_row(pl), await access_sequence(session))
+    place = _list_row(pl)
+    await _check_entry(session, row, place, await access_sequence(session))
+    await _check_guides(session, place, [row])
     before = audit.snapshot(entry, ENTRY_FIELDS)
     for name, value in changed.items():
         setattr(entry, name, value)
@@ -721,9 +889,11 @@ async def update_price_entry(
     return price_entry_out(entry)
 
 
-async def delete_price_entry(session: AsyncSession, entry_id: UUID, expected_version: int) -> None:
-    await _changing(session)
-    entry = await _found_entry(session, entry_id)
+async def delete_price_entry(
+    session: AsyncSession, entry_id: UUID, expected_version: int, owner: UUID | None = None
+) -> None:
+    await _changing(session, owner)
+    entry, _ = await _reachable_entry(session, entry_id, owner, write=True)
     audit.check_version(entry, expected_version, "price entry")
     before = audit.snapshot(entry, ENTRY_FIELDS)
     await session.delete(entry)
@@ -746,9 +916,9 @@ def _plain(quantity: Decimal | None) -> str | None:
     return None if quantity is None else format(quantity.normalize(), "f")
 
 
-async def export_entries_csv(session: AsyncSession, price_list_id: UUID) -> str:
+async def export_entries_csv(session: AsyncSession, price_list_id: UUID, owner: UUID | None = None) -> str:
     """A list's entries in the import's columns, by SKU code, unit code and band."""
-    pl = await _found_list(session, price_list_id)
+    pl = await _found_list(session, price_list_id, owner)
     rows = [
         EntryRow(*r)
         for r in await session.execute(select(*ENTRY_COLUMNS).where(PriceListEntry.price_list_id == pl.id))
@@ -810,13 +980,19 @@ def _row_entry(
 
 
 async def import_entries_csv(
-    session: AsyncSession, price_list_id: UUID, text: str, *, replace: bool = False
+    session: AsyncSession,
+    price_list_id: UUID,
+    text: str,
+    *,
+    replace: bool = False,
+    owner: UUID | None = None,
 ) -> PriceImportResult:
     """Upsert a list's entries from CSV, all or nothing. A row updates the entry with the same
     SKU, unit, band start and validity start, or creates one; with ``replace`` the list's
-    entries that no row names are deleted. Every bad row is reported with its line number."""
-    await _changing(session)
-    pl = await _found_list(session, price_list_id)
+    entries that no row names are deleted. Every bad row is reported with its line number,
+    including, for a dealer's list, a price outside the brand's guide range."""
+    await _changing(session, owner)
+    pl = await _found_list(session, price_list_id, owner, write=True)
     place = _list_row(pl)
     rows = parse_rows(text, PriceEntryCsvRow, required_columns=("sku_code", "unit_code", "price"))
     sku_ids = await catalog.sku_ids_by_code(session, [r.sku_code for _, r in rows])
@@ -853,6 +1029,9 @@ async def import_entries_csv(
     if place.status == "active":  # the good rows are checked too, so one upload shows every error
         rivals = await _rivals(session, place, PriceList.id != place.id)
         errors.extend(_file_ties(rivals, list(final.values()), place, lines, await access_sequence(session)))
+    named = [e for e in final.values() if e.id in lines]
+    for i, v in sorted((await _guide_violations(session, place, named)).items()):
+        errors.append(RowError(lines[named[i].id], "price", v.message))
     raise_if_errors(errors)
     return await _write_import(session, pl.id, current, final, lines)
 
@@ -1039,7 +1218,9 @@ async def delete_price_floor(session: AsyncSession, floor_id: UUID, expected_ver
 
 
 class PriceBook(msgspec.Struct, frozen=True):
-    """A tenant's price configuration at one revision, compiled for pricing whole orders."""
+    """One owner's price configuration at one revision, compiled for pricing whole orders: the
+    brand's lists and floors, or one dealer's lists (a dealer's book has no floors: the brand's
+    floors bound every line)."""
 
     index: pricing.PriceIndex
     floors: dict[tuple[str, str], tuple[Floor, ...]]
@@ -1049,16 +1230,59 @@ class PriceBook(msgspec.Struct, frozen=True):
 
 
 async def price_book(session: AsyncSession, revision: revisions.Revision) -> PriceBook:
-    """The book compiled for ``revision`` (read it with ``revisions.current``): compiled once per
-    tenant and revision from four column selects in the caller's transaction, then served from
-    memory."""
-    return await revisions.COMPILED.get(TOPIC, revision, lambda: _compile(session))
+    """The brand's book compiled for ``revision`` (read it with ``revisions.current``): compiled
+    once per tenant and revision from four column selects in the caller's transaction, then
+    served from memory."""
+    return await revisions.COMPILED.get(TOPIC, revision, lambda: _compile(session, None))
+
+
+async def seller_books(session: AsyncSession, sellers: Collection[UUID]) -> dict[UUID, PriceBook]:
+    """Each dealer seller's own book, keyed by the access sequence's stamp and that dealer's
+    stamp (one statement for the stamps; a compile only for a book not cached at them)."""
+    if not sellers:
+        return {}
+    topics = {seller: owner_topic(seller) for seller in sorted(set(sellers))}
+    stamps = await revisions.current(session, (SEQUENCE_TOPIC, *topics.values()))
+    books = {}
+    for seller, topic in topics.items():
+        revision = (stamps[SEQUENCE_TOPIC], stamps[topic])
+        books[seller] = await revisions.COMPILED.get(
+            topic,
+            revision,  # type: ignore[arg-type]
+            lambda seller=seller: _compile(session, seller),  # type: ignore[misc]
+        )
+    return books
 
 
 # The compile path reads by column outside the ORM (see core.db.TenantQuery): built once here.
+_OWNER = bindparam("owner")
 _SEQUENCE_STEPS = TenantQuery(select(PriceSequence.steps).where(PriceSequence.tenant_id == TENANT))
-_ALL_LISTS = TenantQuery(select(*LIST_COLUMNS).where(PriceList.tenant_id == TENANT))
-_ALL_ENTRIES = TenantQuery(select(*ENTRY_COLUMNS).where(PriceListEntry.tenant_id == TENANT))
+_ALL_LISTS = {
+    brand: TenantQuery(
+        select(*LIST_COLUMNS).where(
+            PriceList.tenant_id == TENANT,
+            PriceList.owner_customer_id.is_(None) if brand else PriceList.owner_customer_id == _OWNER,
+        )
+    )
+    for brand in (True, False)
+}
+_ALL_ENTRIES = {
+    brand: TenantQuery(
+        select(*ENTRY_COLUMNS)
+        .join(
+            PriceList,
+            and_(
+                PriceList.tenant_id == PriceListEntry.tenant_id, PriceList.id == PriceListEntry.price_list_id
+            ),
+        )
+        .where(
+            PriceListEntry.tenant_id == TENANT,
+            PriceList.tenant_id == TENANT,
+            PriceList.owner_customer_id.is_(None) if brand else PriceList.owner_customer_id == _OWNER,
+        )
+    )
+    for brand in (True, False)
+}
 _ALL_FLOORS = TenantQuery(
     select(*FLOOR_COLUMNS)
     .where(PriceFloor.tenant_id == TENANT)
@@ -1066,25 +1290,31 @@ _ALL_FLOORS = TenantQuery(
 )
 
 
-async def _compile(session: AsyncSession) -> PriceBook:
+async def _compile(session: AsyncSession, owner: UUID | None) -> PriceBook:
     connection = await session.connection()  # the caller's transaction, so the caller's snapshot
+    params: dict[str, Any] = {TENANT_PARAM: require_tenant()}
+    if owner is not None:
+        params["owner"] = owner
 
     async def rows(query: TenantQuery) -> Sequence[Any]:
-        return (await connection.execute(query.statement, {TENANT_PARAM: require_tenant()})).all()
+        return (await connection.execute(query.statement, params)).all()
 
+    brand = owner is None
     stored = await rows(_SEQUENCE_STEPS)
     sequence = DEFAULT_SEQUENCE if not stored else msgspec.convert(stored[0][0], tuple[AccessStep, ...])
-    lists = [ListRow(*r) for r in await rows(_ALL_LISTS)]
+    lists = [ListRow(*r) for r in await rows(_ALL_LISTS[brand])]
     active = {pl.id: (pl, _list_fields(pl)) for pl in lists if pl.status == "active"}
     entries = []
-    for r in await rows(_ALL_ENTRIES):
+    for r in await rows(_ALL_ENTRIES[brand]):
         place = active.get(r[1])
         if place is not None:
             found = _engine_entry(EntryRow(*r), *place)
             if found is not None:
                 entries.append(found)
     floors: dict[tuple[str, str], list[Floor]] = {}
-    for floor_id, sku_id, unit_id, price, action, valid_from, valid_to in await rows(_ALL_FLOORS):
+    for floor_id, sku_id, unit_id, price, action, valid_from, valid_to in (
+        await rows(_ALL_FLOORS) if brand else ()
+    ):
         floors.setdefault((str(sku_id), str(unit_id)), []).append(
             Floor(id=str(floor_id), price=price, action=action, valid_from=valid_from, valid_to=valid_to)
         )

@@ -99,3 +99,29 @@ class CouponCode(TenantOwned):
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
     redeemed_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1)
+
+
+class PromotionUse(TenantOwned):
+    """One order's use of one promotion (促销预算占用): one unit of its count budget and ``amount``
+    of its amount budget, and one of the customer's uses under ``per_customer_limit``.
+    ``consumed`` at submit, ``released`` (given back) when the order is cancelled or rejected
+    before shipment. ``order_id`` is the consuming document's id (not a foreign key, so any
+    channel's order may consume)."""
+
+    __tablename__ = "promotion_uses"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "order_id", "promotion_id"),
+        tenant_fk("promotion_id", "promotions"),
+        tenant_fk("customer_id", "customers"),
+        Index(None, "tenant_id", "promotion_id", "customer_id", "state"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint("state IN ('consumed', 'released')", name="state"),
+    )
+
+    promotion_id: Mapped[UUID]
+    order_id: Mapped[UUID]
+    customer_id: Mapped[UUID | None]
+    amount: Mapped[Decimal] = mapped_column(Money)
+    state: Mapped[str] = mapped_column(String(20), default="consumed")  # consumed|released
+    consumed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[datetime | None]

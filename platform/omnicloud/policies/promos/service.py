@@ -7,8 +7,11 @@ the field at save time and never a 500 at quote time. Every configuration write 
 entry with its outbox event and bumps the ``promotions`` revision in the same transaction; the
 quote service prices against :func:`promotion_book`, compiled once per revision.
 
-Budgets (``used_amount``/``used_count``) and coupon reservations are consumed when orders are
-submitted; here they are only shown. Coupon codes are random, unguessable strings; issuing is
+Budgets (``used_amount``/``used_count``) and per-customer limits are consumed when an order is
+submitted (:func:`consume`) and given back when it is cancelled or rejected before shipment
+(:func:`release`): one conditional UPDATE per promotion moves its counters and locks its row, so
+concurrent orders can never exceed a budget or a customer's limit. Quotes leave out promotions
+whose budget or limit is used up and say so. Coupon codes are random, unguessable strings; issuing is
 bounded by the template's ``total_quantity`` with one conditional UPDATE, so concurrent issues
 can never issue more codes than the template allows.
 """
@@ -21,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
@@ -41,7 +44,7 @@ from omnicloud.core.money import CENT
 from omnicloud.core.paging import paged_query, split_page
 from omnicloud.core.tenancy import require_tenant
 from omnicloud.policies import promotions
-from omnicloud.policies.promos.models import CouponCode, CouponTemplate, Promotion
+from omnicloud.policies.promos.models import CouponCode, CouponTemplate, Promotion, PromotionUse
 from omnicloud.policies.promos.schemas import (
     MAX_ISSUE,
     AudienceIn,
@@ -468,7 +471,10 @@ async def delete_promotion(session: AsyncSession, promotion_id: UUID, expected_v
     ``status`` to ``ended``), because submitted orders refer to it."""
     promotion: Promotion = await _locked(session, Promotion, promotion_id, "promotion")
     audit.check_version(promotion, expected_version, "promotion")
-    if promotion.used_count or promotion.used_amount:
+    ever_used = await session.scalar(
+        select(PromotionUse.id).where(PromotionUse.promotion_id == promotion.id).limit(1)
+    )
+    if promotion.used_count or promotion.used_amount or ever_used is not None:
         raise Conflict(
             "orders have used this promotion: set its status to ended instead", code="promotion_in_use"
         )
@@ -523,9 +529,13 @@ async def list_promotions(
 
 
 class BookEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """``limited``: the promotion has a budget or a per-customer limit, so a quote reads its live
+    usage before offering it."""
+
     promotion: promotions.Promotion
     audience: promotions.Audience
     exhausted: bool
+    limited: bool = False
 
 
 class PromotionBook(msgspec.Struct, frozen=True, kw_only=True):
@@ -553,6 +563,7 @@ _BOOK_COLUMNS = (
     Promotion.budget_count,
     Promotion.used_amount,
     Promotion.used_count,
+    Promotion.per_customer_limit,
 )
 
 
@@ -585,6 +596,9 @@ async def _build_book(session: AsyncSession, revision: revisions.Revision) -> Pr
                 promotion=promotion,
                 audience=msgspec.convert(row.audience or {}, promotions.Audience),
                 exhausted=exhausted,
+                limited=row.budget_amount is not None
+                or row.budget_count is not None
+                or row.per_customer_limit is not None,
             )
         )
     return PromotionBook(revision=revision, entries=tuple(entries))
@@ -594,6 +608,32 @@ async def promotion_book(session: AsyncSession, revision: revisions.Revision) ->
     """The tenant's compiled promotions at ``revision`` (from ``revisions.current``), built with
     one column select and reused until a change bumps the revision."""
     return await revisions.COMPILED.get(TOPIC, revision, lambda: _build_book(session, revision))
+
+
+def _matching(
+    book: PromotionBook,
+    now: datetime,
+    customer_id: str | None,
+    customer_class: str | None,
+    level: str | None,
+    region_path: tuple[str, ...],
+    channel: str | None,
+    store_id: str | None,
+) -> list[BookEntry]:
+    return [
+        e
+        for e in book.entries
+        if e.promotion.active(now)
+        and promotions.audience_matches(
+            e.audience,
+            customer_id=customer_id,
+            customer_class=customer_class,
+            level=level,
+            region_path=region_path,
+            channel=channel,
+            store_id=store_id,
+        )
+    ]
 
 
 def promotions_for(
@@ -608,22 +648,269 @@ def promotions_for(
     store_id: str | None,
 ) -> list[promotions.Promotion]:
     """The promotions a buyer may get at ``now``: active, valid, audience matching, budget not
-    exhausted. Per-customer limits are enforced when the order is submitted."""
-    return [
-        e.promotion
-        for e in book.entries
-        if not e.exhausted
-        and e.promotion.active(now)
-        and promotions.audience_matches(
-            e.audience,
-            customer_id=customer_id,
-            customer_class=customer_class,
-            level=level,
-            region_path=region_path,
-            channel=channel,
-            store_id=store_id,
+    exhausted when the book was compiled (see :func:`usage_for` for the live state)."""
+    matching = _matching(book, now, customer_id, customer_class, level, region_path, channel, store_id)
+    return [e.promotion for e in matching if not e.exhausted]
+
+
+def exhausted_for(
+    book: PromotionBook,
+    *,
+    now: datetime,
+    customer_id: str | None,
+    customer_class: str | None,
+    level: str | None,
+    region_path: tuple[str, ...],
+    channel: str | None,
+    store_id: str | None,
+) -> list[str]:
+    """The ids of the promotions this buyer would get at ``now`` but whose budget is used up."""
+    matching = _matching(book, now, customer_id, customer_class, level, region_path, channel, store_id)
+    return [e.promotion.promotion_id for e in matching if e.exhausted]
+
+
+BUDGET_EXHAUSTED = "budget exhausted"
+LIMIT_REACHED = "per-customer limit reached"
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    """A limited promotion's live state for one buyer: ``remaining_amount`` None is no amount
+    budget; ``reason`` is set when it cannot be used at all."""
+
+    remaining_amount: Decimal | None
+    reason: str | None
+
+
+async def usage_for(
+    session: AsyncSession, book: PromotionBook, offered: Iterable[str], *, customer_id: UUID | None
+) -> dict[str, Usage]:
+    """The live budget state of the offered promotions that have a budget or a per-customer
+    limit, in one statement (none when no offered promotion is limited): the book is compiled
+    per revision, but orders consume budgets between revisions."""
+    limited = {e.promotion.promotion_id for e in book.entries if e.limited} & set(offered)
+    if not limited:
+        return {}
+    uses = aliased(PromotionUse)
+    mine = (
+        select(func.count(uses.id))
+        .where(
+            uses.tenant_id == Promotion.tenant_id,
+            uses.promotion_id == Promotion.id,
+            uses.customer_id == customer_id,
+            uses.state == "consumed",
         )
-    ]
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(
+            Promotion.id,
+            Promotion.budget_amount,
+            Promotion.budget_count,
+            Promotion.used_amount,
+            Promotion.used_count,
+            Promotion.per_customer_limit,
+            (mine if customer_id is not None else literal(0)).label("mine"),
+        ).where(Promotion.id.in_([UUID(p) for p in limited]))
+    )
+    out = {}
+    for row in rows:
+        remaining = None if row.budget_amount is None else row.budget_amount - row.used_amount
+        reason = None
+        if (row.budget_count is not None and row.used_count >= row.budget_count) or (
+            remaining is not None and remaining <= 0
+        ):
+            reason = BUDGET_EXHAUSTED
+        elif (
+            customer_id is not None
+            and row.per_customer_limit is not None
+            and row.mine >= row.per_customer_limit
+        ):
+            reason = LIMIT_REACHED
+        out[str(row.id)] = Usage(remaining_amount=remaining, reason=reason)
+    return out
+
+
+# --- budgets and limits consumed by orders ---------------------------------------------------
+
+
+class Application(Protocol):
+    """What an order applied: a quote's ``promotions`` entries (``stage`` ``coupon`` names a
+    coupon code's id)."""
+
+    @property
+    def promotion_id(self) -> str: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def discount(self) -> Decimal: ...
+
+
+def _exhausted(promotion_id: str, code: str, reason: str) -> Conflict:
+    return Conflict(
+        f"promotion {code}: {reason}",
+        code="promotion_exhausted",
+        errors=[{"field": "promotions", "message": reason, "promotion_id": promotion_id, "code": code}],
+    )
+
+
+async def consume(
+    session: AsyncSession, *, customer_id: UUID | None, order_id: UUID, applications: Iterable[Application]
+) -> None:
+    """Record the order's use of every promotion it applied (count 1 and its discount) against
+    the promotion's budget and the customer's limit, in the order's transaction. Each promotion
+    moves by one conditional UPDATE (``used_count + 1 <= budget_count`` and ``used_amount +
+    discount <= budget_amount``) that also locks its row, so the customer's uses counted next
+    include every committed rival; promotions are taken in id order, so two orders never wait
+    on each other crosswise. A budget or limit that would be exceeded is a 409
+    ``promotion_exhausted`` naming the promotion: the caller lets the order roll back. A budget
+    used up by this order bumps the ``promotions`` revision, so later quotes stop offering it.
+    Coupons (stage ``coupon``) are checked against their template's per-customer limit."""
+    amounts: dict[UUID, Decimal] = {}
+    coupon_ids: list[UUID] = []
+    for a in applications:
+        if a.stage == "coupon":
+            coupon_ids.append(UUID(a.promotion_id))
+        else:
+            key = UUID(a.promotion_id)
+            amounts[key] = amounts.get(key, ZERO) + a.discount
+    used_up = False
+    now = utcnow()
+    for promotion_id in sorted(amounts):
+        amount = amounts[promotion_id].quantize(CENT)
+        row = (
+            await session.execute(
+                update(Promotion)
+                .where(
+                    Promotion.id == promotion_id,
+                    or_(Promotion.budget_count.is_(None), Promotion.used_count + 1 <= Promotion.budget_count),
+                    or_(
+                        Promotion.budget_amount.is_(None),
+                        Promotion.used_amount + amount <= Promotion.budget_amount,
+                    ),
+                )
+                .values(used_count=Promotion.used_count + 1, used_amount=Promotion.used_amount + amount)
+                .returning(
+                    Promotion.code,
+                    Promotion.budget_count,
+                    Promotion.budget_amount,
+                    Promotion.used_count,
+                    Promotion.used_amount,
+                    Promotion.per_customer_limit,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        ).first()
+        if row is None:
+            code = await session.scalar(select(Promotion.code).where(Promotion.id == promotion_id))
+            if code is None:
+                raise NotFound(f"no such promotion {promotion_id}")
+            raise _exhausted(str(promotion_id), code, BUDGET_EXHAUSTED)
+        if customer_id is not None and row.per_customer_limit is not None:
+            mine = await session.scalar(
+                select(func.count(PromotionUse.id)).where(
+                    PromotionUse.promotion_id == promotion_id,
+                    PromotionUse.customer_id == customer_id,
+                    PromotionUse.state == "consumed",
+                )
+            )
+            if (mine or 0) + 1 > row.per_customer_limit:
+                raise _exhausted(str(promotion_id), row.code, LIMIT_REACHED)
+        used_up |= (row.budget_count is not None and row.used_count >= row.budget_count) or (
+            row.budget_amount is not None and row.used_amount >= row.budget_amount
+        )
+        session.add(
+            PromotionUse(
+                promotion_id=promotion_id,
+                order_id=order_id,
+                customer_id=customer_id,
+                amount=amount,
+                state="consumed",
+                consumed_at=now,
+            )
+        )
+    if coupon_ids and customer_id is not None:
+        await _check_coupon_limits(session, customer_id, coupon_ids)
+    await catalog.flush_unique(session, f"promotion use of order {order_id}")
+    if used_up:
+        await revisions.bump(session, TOPIC)
+
+
+async def _check_coupon_limits(session: AsyncSession, customer_id: UUID, coupon_ids: list[UUID]) -> None:
+    """The customer holds no more codes of a template than its per-customer limit, counting the
+    order's own codes once whether or not they are reserved yet. Templates are locked in id
+    order, so concurrent orders of one customer count one after the other."""
+    rows = (
+        await session.execute(
+            select(CouponCode.id, CouponCode.template_id).where(CouponCode.id.in_(coupon_ids))
+        )
+    ).all()
+    wanted: Counter[UUID] = Counter(template_id for _, template_id in rows)
+    for template_id in sorted(wanted):
+        template = await session.scalar(
+            select(CouponTemplate)
+            .where(CouponTemplate.id == template_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if template is None or template.per_customer_limit is None:
+            continue
+        held = await session.scalar(
+            select(func.count(CouponCode.id)).where(
+                CouponCode.template_id == template_id,
+                CouponCode.customer_id == customer_id,
+                CouponCode.state.in_(HELD_STATES),
+                CouponCode.id.not_in(coupon_ids),
+            )
+        )
+        if (held or 0) + wanted[template_id] > template.per_customer_limit:
+            raise Conflict(
+                f"coupon template {template.code}: {LIMIT_REACHED}",
+                code="promotion_exhausted",
+                errors=[
+                    {
+                        "field": "coupon_codes",
+                        "message": LIMIT_REACHED,
+                        "coupon_template_id": str(template_id),
+                        "code": template.code,
+                    }
+                ],
+            )
+
+
+async def release(session: AsyncSession, *, order_id: UUID) -> None:
+    """Give back every use the order consumed (cancel or reject before shipment), exactly once:
+    each use moves consumed → released by a conditional UPDATE, then its promotion's counters
+    move back. A budget that was used up and now has room again bumps the revision."""
+    released = (
+        await session.execute(
+            update(PromotionUse)
+            .where(PromotionUse.order_id == order_id, PromotionUse.state == "consumed")
+            .values(state="released", released_at=utcnow())
+            .returning(PromotionUse.promotion_id, PromotionUse.amount)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    reopened = False
+    for promotion_id, amount in sorted(released):
+        row = (
+            await session.execute(
+                update(Promotion)
+                .where(Promotion.id == promotion_id)
+                .values(used_count=Promotion.used_count - 1, used_amount=Promotion.used_amount - amount)
+                .returning(
+                    Promotion.budget_count,
+                    Promotion.budget_amount,
+                    Promotion.used_count,
+                    Promotion.used_amount,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        ).one()
+        reopened |= (row.budget_count is not None and row.used_count + 1 >= row.budget_count) or (
+            row.budget_amount is not None and row.used_amount + amount >= row.budget_amount
+        )
+    if reopened:
+        await revisions.bump(session, TOPIC)
 
 
 # --- coupon templates ----------------------------------------------------------------------

@@ -76,6 +76,9 @@ class FloorCheck(msgspec.Struct, kw_only=True):
 
 
 class QuoteLineOut(msgspec.Struct, kw_only=True):
+    """``seller_customer_id`` is the dealer that sells this line to the buyer (its supply relation
+    routes the SKU to that dealer, whose own price lists price it); null: the brand sells it."""
+
     line_id: str
     sku_id: UUID
     unit_id: UUID
@@ -92,6 +95,7 @@ class QuoteLineOut(msgspec.Struct, kw_only=True):
     fee_offset: Decimal
     rebate: Decimal
     due: Decimal
+    seller_customer_id: UUID | None = None
 
 
 class GiftLineOut(msgspec.Struct, kw_only=True):
@@ -154,6 +158,24 @@ class TotalsOut(msgspec.Struct, kw_only=True):
     due: Decimal
 
 
+class SellerOut(msgspec.Struct, kw_only=True):
+    """The lines one seller sells (``seller_customer_id`` null: the brand), with their sums; an
+    order splits by these."""
+
+    seller_customer_id: UUID | None
+    line_ids: list[str]
+    gross: Decimal
+    payable: Decimal
+
+
+class NotApplicableOut(msgspec.Struct, kw_only=True):
+    """A promotion offered to this buyer that the quote left out, and why (``budget exhausted``,
+    ``per-customer limit reached``)."""
+
+    promotion_id: str
+    reason: str
+
+
 class QuoteOut(msgspec.Struct, kw_only=True):
     customer_id: UUID | None
     channel: str | None
@@ -167,3 +189,5 @@ class QuoteOut(msgspec.Struct, kw_only=True):
     credit: CreditOut | None
     floor_verdict: str
     totals: TotalsOut
+    sellers: list[SellerOut] = []
+    not_applicable: list[NotApplicableOut] = []

@@ -6,12 +6,20 @@ stage with coupons, the price floor on each line's net price, the usable expense
 with their caps, and a credit preview at submit. Compiled price, promotion and terms books are
 cached per tenant and revision, so a quote costs a bounded number of statements whatever the
 number of lines and rules. B2B orders, POS and e-commerce all price through here.
+
+Routed lines (DOMAIN §7): when the buyer sits under a dealer and a supply relation routes a SKU
+to that dealer, the line is the dealer's sale: it is priced by the dealer's own lists (the
+tenant's access sequence over that dealer's book), must lie inside the brand's guide price range,
+and shows ``seller_customer_id``. A routed line no list of its seller prices is a 422 naming the
+line (no fallback to the brand's prices). The brand's promotions and coupons, expense offset,
+rebate and credit preview are the brand's and cover only brand-sold lines; the brand's price
+floors bound every line.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -41,12 +49,14 @@ from omnicloud.policies.quotes.schemas import (
     FloorCheck,
     GiftLineOut,
     LineDiscount,
+    NotApplicableOut,
     PriceSource,
     QuoteIn,
     QuoteLineIn,
     QuoteLineOut,
     QuoteOut,
     RebateOut,
+    SellerOut,
     StageOut,
     TotalsOut,
 )
@@ -69,6 +79,7 @@ class _Line:
         self.base_quantity = raw.quantity * facts.factors[unit_id]
         self.list_price = ZERO
         self.source: PriceSource | None = None
+        self.seller: UUID | None = None  # None: the brand sells it
 
 
 async def quote(
@@ -105,6 +116,9 @@ async def quote(
                 ],
             )
 
+    if party is not None:
+        await _route(session, party.customer_id, lines, day)
+    brand_lines = [ln for ln in lines if ln.seller is None]
     book = await prices.price_book(session, revs["prices"])
     context = pricing.PricingContext(
         date=day,
@@ -115,40 +129,42 @@ async def quote(
         channel=channel,
         sales_org_id=_s(party.sales_org_id) if party else None,
     )
-    priced = pricing.price_order(
-        book.index,
-        context,
-        [
-            pricing.PriceLine(
-                sku_id=str(ln.facts.sku_id),
-                uom=str(ln.unit_id),
-                quantity=ln.raw.quantity,
-                base_quantity=ln.base_quantity,
-            )
-            for ln in lines
-        ],
-    )
+    priced = pricing.price_order(book.index, context, [_price_line(ln) for ln in brand_lines])
     unpriced = []
-    for ln, result in zip(lines, priced, strict=True):
+    for ln, result in zip(brand_lines, priced, strict=True):
         if result.unit_price is None or result.explanation is None:
             unpriced.append(ln)
             continue
         ln.list_price = result.unit_price
         ln.source = _list_source(book, result.explanation)
+    if len(brand_lines) < len(lines):
+        await _seller_prices(session, [ln for ln in lines if ln.seller is not None], context)
     if unpriced:
         await _hook_prices(session, plugins, unpriced, party.customer_id if party else None, now)
 
     promotion_book = await promos.promotion_book(session, revs["promotions"])
-    offered = promos.promotions_for(
+    audience = {
+        "now": now,
+        "customer_id": context.customer_id,
+        "customer_class": context.customer_class,
+        "level": context.level,
+        "region_path": context.region_path,
+        "channel": channel,
+        "store_id": None,
+    }
+    offered = promos.promotions_for(promotion_book, **audience)  # type: ignore[arg-type]
+    not_applicable = {
+        pid: promos.BUDGET_EXHAUSTED
+        for pid in promos.exhausted_for(promotion_book, **audience)  # type: ignore[arg-type]
+    }
+    usage = await promos.usage_for(
+        session,
         promotion_book,
-        now=now,
-        customer_id=context.customer_id,
-        customer_class=context.customer_class,
-        level=context.level,
-        region_path=context.region_path,
-        channel=channel,
-        store_id=None,
+        [p.promotion_id for p in offered],
+        customer_id=party.customer_id if party else None,
     )
+    not_applicable.update({pid: u.reason for pid, u in usage.items() if u.reason is not None})
+    offered = [p for p in offered if p.promotion_id not in not_applicable]
     addons = {p.promotion_id for p in offered if isinstance(p, promotions.AddOnPurchase)}
     bad_addons = [
         field_error(f"lines[{ln.position}].addon_of", "no add-on promotion with this id is offered here")
@@ -161,24 +177,12 @@ async def quote(
         session, list(data.coupon_codes), customer_id=party.customer_id if party else None, now=now
     )
     try:
-        outcome = promotions.apply_promotions(
-            [
-                promotions.Line(
-                    line_id=ln.line_id,
-                    sku_id=str(ln.facts.sku_id),
-                    quantity=ln.raw.quantity,
-                    unit_price=ln.list_price,
-                    category_id=_s(ln.facts.categories[0]) if ln.facts.categories else None,
-                    category_ancestors=tuple(str(c) for c in ln.facts.categories[1:]),
-                    brand_id=_s(ln.facts.brand_id),
-                    addon_of=_s(ln.raw.addon_of),
-                )
-                for ln in lines
-            ],
-            offered,
-            coupons,
-            now,
-        )
+        outcome = _apply(brand_lines, offered, coupons, now, usage, not_applicable)
+        if len(brand_lines) < len(lines):  # dealer-sold lines take no brand promotion
+            dealer_sold = promotions.apply_promotions(
+                [_promotion_line(ln) for ln in lines if ln.seller is not None], [], [], now
+            )
+            outcome = _merged(outcome, dealer_sold)
     except ValueError as exc:  # configurations are validated when saved; this guards the request
         raise Unprocessable(str(exc), code="unpriceable") from None
     results = {r.line_id: r for r in outcome.lines}
@@ -199,17 +203,19 @@ async def quote(
                 ),
             )
         )
-        if party
+        if party and ln.seller is None
         else ZERO
         for ln, amount in zip(lines, payable, strict=True)
     ]
     fees = _fees(data.use_fees or ZERO, caps)
     fee_shares = _spread(fees.usable, caps)
     after_fees = [p - f for p, f in zip(payable, fee_shares, strict=True)]
+    brand_after_fees = [a if ln.seller is None else ZERO for ln, a in zip(lines, after_fees, strict=True)]
+    brand_payable = sum((p for ln, p in zip(lines, payable, strict=True) if ln.seller is None), ZERO)
     rebate = _rebate(
         data.use_rebate or ZERO,
-        outcome.payable,
-        sum(after_fees, ZERO),
+        brand_payable,
+        sum(brand_after_fees, ZERO),
         terms.rebate_usage_cap_ratio(
             terms_book,
             customer_id=context.customer_id or "",
@@ -221,7 +227,7 @@ async def quote(
         if party
         else ZERO,
     )
-    rebate_shares = _spread(rebate.usable, after_fees)
+    rebate_shares = _spread(rebate.usable, brand_after_fees)
     due = outcome.payable - fees.usable - rebate.usable
 
     out_lines: list[QuoteLineOut] = []
@@ -260,6 +266,7 @@ async def quote(
                 fee_offset=fee_shares[i],
                 rebate=rebate_shares[i],
                 due=after_fees[i] - rebate_shares[i],
+                seller_customer_id=ln.seller,
             )
         )
     credit = None
@@ -269,7 +276,7 @@ async def quote(
             terms_book,
             customer_id=party.customer_id,
             customer_class=party.customer_class,
-            amount=due,
+            amount=brand_payable - fees.usable - rebate.usable,
             check_point="submit",
             today=day,
             sales_org_id=party.sales_org_id,
@@ -321,7 +328,165 @@ async def quote(
             rebate=rebate.usable,
             due=due,
         ),
+        sellers=_sellers(lines, results),
+        not_applicable=[
+            NotApplicableOut(promotion_id=p, reason=r) for p, r in sorted(not_applicable.items())
+        ],
     )
+
+
+def _price_line(ln: _Line) -> pricing.PriceLine:
+    return pricing.PriceLine(
+        sku_id=str(ln.facts.sku_id),
+        uom=str(ln.unit_id),
+        quantity=ln.raw.quantity,
+        base_quantity=ln.base_quantity,
+    )
+
+
+def _promotion_line(ln: _Line) -> promotions.Line:
+    return promotions.Line(
+        line_id=ln.line_id,
+        sku_id=str(ln.facts.sku_id),
+        quantity=ln.raw.quantity,
+        unit_price=ln.list_price,
+        category_id=_s(ln.facts.categories[0]) if ln.facts.categories else None,
+        category_ancestors=tuple(str(c) for c in ln.facts.categories[1:]),
+        brand_id=_s(ln.facts.brand_id),
+        addon_of=_s(ln.raw.addon_of),
+    )
+
+
+async def _route(session: AsyncSession, buyer_id: UUID, lines: list[_Line], day: date) -> None:
+    """Mark the lines a supply relation routes to a dealer. Only a buyer under a dealer can be
+    supplied by one (a seller is always an ancestor), so a top-level buyer costs no statement."""
+    buyer = await channels.require_customer(session, buyer_id)
+    if buyer.path.strip("/").count("/") == 0:
+        return
+    routes = await distribution.route_supplier(
+        session, buyer_id=buyer_id, sku_ids=[ln.facts.sku_id for ln in lines], region_id=None, day=day
+    )
+    for ln in lines:
+        route = routes.get(ln.facts.sku_id)
+        ln.seller = route.seller_id if route is not None else None
+
+
+async def _seller_prices(session: AsyncSession, lines: list[_Line], context: pricing.PricingContext) -> None:
+    """Price dealer-sold lines from each seller's own book; a line its seller has no price for,
+    or whose price the brand's guide range no longer allows, is a 422 naming the line."""
+    books = await prices.seller_books(session, {ln.seller for ln in lines if ln.seller is not None})
+    errors: list[dict[str, Any]] = []
+    points: list[distribution.PricePoint] = []
+    at: list[_Line] = []
+    for seller, book in books.items():
+        mine = [ln for ln in lines if ln.seller == seller]
+        for ln, result in zip(
+            mine, pricing.price_order(book.index, context, [_price_line(ln) for ln in mine]), strict=True
+        ):
+            if result.unit_price is None or result.explanation is None:
+                errors.append(
+                    {
+                        "field": f"lines[{ln.position}].sku_id",
+                        "message": f"the seller {seller} has no price for this SKU",
+                        "seller_customer_id": str(seller),
+                    }
+                )
+                continue
+            ln.list_price = result.unit_price
+            ln.source = _list_source(book, result.explanation)
+            for band in result.explanation.bands:
+                points.append(
+                    distribution.PricePoint(
+                        sku_id=ln.facts.sku_id,
+                        unit_id=ln.unit_id,
+                        price=band.price,
+                        valid_from=context.date,
+                        valid_to=context.date,
+                    )
+                )
+                at.append(ln)
+    if errors:
+        raise Unprocessable("the seller has no price for some lines", code="no_seller_price", errors=errors)
+    violations = await distribution.guide_price_violations(session, points)
+    if violations:
+        raise Unprocessable(
+            "some dealer prices are outside the brand's guide price range",
+            code="outside_guide_price",
+            errors=[
+                {
+                    "field": f"lines[{at[v.index].position}].sku_id",
+                    "message": v.message,
+                    "seller_customer_id": str(at[v.index].seller),
+                    "guide_price_id": str(v.guide_price_id),
+                }
+                for v in violations
+            ],
+        )
+
+
+def _apply(
+    lines: list[_Line],
+    offered: list[promotions.Promotion],
+    coupons: list[promotions.Coupon],
+    now: datetime,
+    usage: dict[str, promos.Usage],
+    not_applicable: dict[str, str],
+) -> promotions.PromotionResult:
+    """The brand's promotions over brand-sold lines. A promotion whose discount here would exceed
+    what is left of its amount budget is left out (not applicable: budget exhausted) and the
+    basket priced again, so a quote never offers what submitting would refuse."""
+    while True:
+        outcome = promotions.apply_promotions([_promotion_line(ln) for ln in lines], offered, coupons, now)
+        over = {
+            a.promotion_id
+            for a in outcome.applied
+            if a.stage != "coupon"
+            and a.promotion_id in usage
+            and usage[a.promotion_id].remaining_amount is not None
+            and a.discount > usage[a.promotion_id].remaining_amount  # type: ignore[operator]
+        }
+        if not over:
+            return outcome
+        not_applicable.update(dict.fromkeys(over, promos.BUDGET_EXHAUSTED))
+        offered = [p for p in offered if p.promotion_id not in over]
+
+
+def _merged(
+    brand: promotions.PromotionResult, dealer: promotions.PromotionResult
+) -> promotions.PromotionResult:
+    """Brand-sold and dealer-sold lines as one basket: stage totals add up stage by stage."""
+    return promotions.PromotionResult(
+        lines=[*brand.lines, *dealer.lines],
+        gift_lines=brand.gift_lines,
+        stage_totals=[
+            promotions.StageTotal(
+                stage=b.stage, base=b.base + d.base, discount=b.discount + d.discount, after=b.after + d.after
+            )
+            for b, d in zip(brand.stage_totals, dealer.stage_totals, strict=True)
+        ],
+        applied=brand.applied,
+        gross=brand.gross + dealer.gross,
+        discount=brand.discount + dealer.discount,
+        payable=brand.payable + dealer.payable,
+        explanations=brand.explanations,
+    )
+
+
+def _sellers(lines: list[_Line], results: dict[str, promotions.LineResult]) -> list[SellerOut]:
+    """The quote split by seller, the brand first, then dealers by id."""
+    by: dict[UUID | None, list[_Line]] = {}
+    for ln in lines:
+        by.setdefault(ln.seller, []).append(ln)
+    order = sorted(by, key=lambda s: (s is not None, str(s)))
+    return [
+        SellerOut(
+            seller_customer_id=seller,
+            line_ids=[ln.line_id for ln in by[seller]],
+            gross=sum((results[ln.line_id].gross for ln in by[seller]), ZERO),
+            payable=sum((results[ln.line_id].payable for ln in by[seller]), ZERO),
+        )
+        for seller in order
+    ]
 
 
 def _check_numbers(data: QuoteIn, max_lines: int) -> None:
