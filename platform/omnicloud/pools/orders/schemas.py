@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -43,6 +43,25 @@ class ShipmentIn(Input):
     lines: Annotated[list[ShipmentLineIn], msgspec.Meta(min_length=1, max_length=MAX_SHIPMENT_LINES)]
 
 
+PostingPoint = Literal["shipment", "approval"]
+
+
+class OrderSettingsIn(Input):
+    """``posting_point``: when frozen money becomes a deduction, at ``shipment`` (default) or at
+    ``approval`` (at submit for an order that needs no approval)."""
+
+    posting_point: PostingPoint
+
+
+class OrderSettingsOut(msgspec.Struct, kw_only=True):
+    """The tenant's order settings; ``version`` 0 means the defaults were never changed."""
+
+    posting_point: PostingPoint
+    version: int
+    updated_by: str | None
+    updated_at: datetime | None
+
+
 class AllocationOut(msgspec.Struct, kw_only=True):
     promotion_id: str
     stage: str
@@ -57,6 +76,8 @@ class OrderLineOut(msgspec.Struct, kw_only=True):
     quantity: Decimal
     base_quantity: Decimal
     shipped_quantity: Decimal
+    returned_quantity: Decimal
+    returning_quantity: Decimal
     list_price: Decimal
     price_source: PriceSource | None
     gross: Decimal
@@ -65,6 +86,9 @@ class OrderLineOut(msgspec.Struct, kw_only=True):
     fee_offset: Decimal
     rebate: Decimal
     due: Decimal
+    special: Decimal
+    cash: Decimal
+    credit: Decimal
     is_gift: bool
     gift_of: str | None
     allocations: list[AllocationOut]
@@ -82,7 +106,9 @@ class OrderEventOut(msgspec.Struct, kw_only=True):
 
 class OrderTotals(msgspec.Struct, kw_only=True):
     """``after_promotions`` = gross − discount = fee_offset + rebate + special + cash + credit;
-    ``due`` = after_promotions − fee_offset − rebate."""
+    ``due`` = after_promotions − fee_offset − rebate. Of ``frozen_amount``, ``posted_amount`` has
+    been deducted and ``refunded_amount`` of that given back; of ``credit_amount``,
+    ``credit_shipped`` has shipped and ``credit_returned`` of that come back."""
 
     gross: Decimal
     discount: Decimal
@@ -95,6 +121,9 @@ class OrderTotals(msgspec.Struct, kw_only=True):
     credit_amount: Decimal
     frozen_amount: Decimal
     posted_amount: Decimal
+    refunded_amount: Decimal
+    credit_shipped: Decimal
+    credit_returned: Decimal
 
 
 class OrderSummary(msgspec.Struct, kw_only=True):
@@ -106,6 +135,7 @@ class OrderSummary(msgspec.Struct, kw_only=True):
     status: str
     version: int
     totals: OrderTotals
+    posting_point: PostingPoint
     floor_verdict: str
     credit_action: str | None
     credit_reasons: list[str]
