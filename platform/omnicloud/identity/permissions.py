@@ -44,6 +44,7 @@ CORE_PERMISSIONS: dict[str, str] = {
     "orders:write": "Submit, cancel and confirm receipt of orders (a dealer: its own)",
     "orders:approve": "Approve or reject orders waiting for approval",
     "orders:ship": "Ship orders from the brand's warehouses",
+    "orders:configure": "Change the order settings (when frozen money is posted)",
 }
 
 _READ_MASTER = ["catalog:read", "regions:read", "customers:read", "stock:read"]
@@ -97,6 +98,7 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "funds:remit",
             "orders:read",
             "orders:approve",
+            "orders:configure",
         ],
     ),
     "warehouse": (

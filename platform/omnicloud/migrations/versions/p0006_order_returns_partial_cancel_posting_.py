@@ -12,7 +12,6 @@ from alembic import op
 
 from omnicloud.migrations.rls import enable_row_level_security
 
-
 revision: str = "p0006"
 down_revision: str | Sequence[str] | None = "p0005"
 branch_labels: str | Sequence[str] | None = None

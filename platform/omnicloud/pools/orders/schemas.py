@@ -156,3 +156,90 @@ class OrderOut(OrderSummary, kw_only=True):
 class OrderPage(msgspec.Struct, kw_only=True):
     items: list[OrderSummary]
     next_cursor: str | None
+
+
+# --- returns (退货) ----------------------------------------------------------------------------
+
+
+class ReturnLineIn(Input):
+    """``quantity`` of order line ``line_id`` (in the line's unit) comes back; at most what has
+    shipped and is not returned or claimed by another open return."""
+
+    line_id: LineRef
+    quantity: Decimal
+
+    def __post_init__(self) -> None:
+        check_decimal("quantity", self.quantity, places=4, positive=True)
+
+
+class ReturnIn(Input):
+    lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=MAX_SHIPMENT_LINES)]
+    reason: Reason
+
+
+class ReturnReceiptIn(Input):
+    """The brand warehouse the goods come back into, and the lot they are booked to (none:
+    the warehouse's stock without a lot)."""
+
+    warehouse_id: UUID
+    lot_no: Annotated[str, msgspec.Meta(max_length=60, pattern=r"^([A-Za-z0-9][A-Za-z0-9_.\-/]*)?$")] = ""
+
+
+class ReturnLineOut(msgspec.Struct, kw_only=True):
+    """One returned line; the money columns are the parts the units carried (0 until received)."""
+
+    id: UUID
+    order_line_id: UUID
+    line_id: str
+    sku_id: UUID
+    quantity: Decimal
+    base_quantity: Decimal
+    amount: Decimal
+    fee: Decimal
+    rebate: Decimal
+    special: Decimal
+    cash: Decimal
+    credit: Decimal
+
+
+class ReturnTotals(msgspec.Struct, kw_only=True):
+    """What the receipt gave back: ``amount`` (the goods' payable value) = refund_fee +
+    refund_rebate + refund_special + refund_cash + credit, up to a cent of rounding per part.
+    ``credit`` is not money: it left the customer's credit exposure."""
+
+    amount: Decimal
+    refund_fee: Decimal
+    refund_rebate: Decimal
+    refund_special: Decimal
+    refund_cash: Decimal
+    credit: Decimal
+
+
+class ReturnSummary(msgspec.Struct, kw_only=True):
+    id: UUID
+    number: str
+    order_id: UUID
+    customer_id: UUID
+    status: str
+    version: int
+    reason: str
+    decision_reason: str | None
+    warehouse_id: UUID | None
+    totals: ReturnTotals
+    refund_transfer_id: UUID | None
+    allowed_actions: list[str]
+    requested_by: str
+    decided_by: str | None
+    received_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    received_at: datetime | None
+
+
+class ReturnOut(ReturnSummary, kw_only=True):
+    lines: list[ReturnLineOut]
+
+
+class ReturnPage(msgspec.Struct, kw_only=True):
+    items: list[ReturnSummary]
+    next_cursor: str | None
