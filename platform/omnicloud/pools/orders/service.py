@@ -76,13 +76,14 @@ from uuid import UUID
 
 import msgspec
 from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from omnicloud.catalog import service as catalog
 from omnicloud.channels import service as channels
 from omnicloud.core import audit, events, revisions
-from omnicloud.core.db import utcnow
+from omnicloud.core.db import is_unique_violation, utcnow
 from omnicloud.core.errors import (
     Conflict,
     Forbidden,
@@ -538,7 +539,14 @@ async def update_settings(
         row.version += 1
         row.updated_by = actor
         row.updated_at = utcnow()
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent first change created the row
+        if not is_unique_violation(exc):
+            raise
+        raise PreconditionFailed(
+            "the order settings were changed concurrently", code="stale_version"
+        ) from None
     audit.record_change(
         session,
         "order_settings",
