@@ -1,10 +1,13 @@
 """A hypothesis state machine over the order pool, through the real app: remittances, submits,
-approvals, rejections, cancels, partial and full shipments and receipts in any order keep every
-invariant across the three pools: the ledger reconciles; the cash account holds exactly what the
-live orders froze and have not yet deducted, and its balance is what was remitted less what
-shipments deducted; each SKU's reserved stock is exactly what live orders have not shipped, and
-its stock on hand is what was received less what shipped; each order's status is what the state
-machine says."""
+approvals, rejections, cancels (partial ones after a shipment included), partial and full
+shipments, receipts, returns (filed, then received, rejected, cancelled or left open) and
+switches of the posting point in any order keep every invariant across the three pools: the
+ledger reconciles and no account goes negative; the cash account holds exactly what the live
+orders froze and have not yet deducted, and its balance is what was remitted less what was
+deducted plus what was refunded; no order refunds more than it posted, and no line returns or
+claims more than shipped; each SKU's reserved stock is exactly what live orders have not
+shipped, and its stock on hand is what was received less what shipped plus what came back;
+each order's and each return's status is what the state machines say."""
 
 from __future__ import annotations
 
@@ -60,6 +63,7 @@ class OrdersMachine(RuleBasedStateMachine):
         self.cash_id: str = r.run(fund_cash(r.client, self.t, self.shop.d.ids["D1"], "150.00", "FIRST"))
         self.remitted = Decimal(150)
         self.status: dict[str, str] = {}
+        self.return_status: dict[str, str] = {}
         self.dealer = self.shop.d.keys["D1"]
 
     def _call(self, auth: dict[str, str], path: str, body: Any = None) -> Any:
@@ -146,16 +150,85 @@ class OrdersMachine(RuleBasedStateMachine):
             self._expect(order_id, "ship_partial", r, 201)
 
     @rule(order_id=orders)
+    def ship_one_then_cancel(self, order_id: str) -> None:
+        """A partial cancel: ship one unit of an approved order's first line, then cancel the rest."""
+        if self.status[order_id] == "approved":
+            self.ship(order_id, "1")
+        self.cancel(order_id)
+
+    @rule(order_id=orders)
     def confirm(self, order_id: str) -> None:
         self._expect(
             order_id, "confirm_receipt", self._call(self.dealer, f"/orders/{order_id}/confirm-receipt"), 200
         )
 
+    @rule(point=st.sampled_from(["shipment", "approval"]))
+    def posting_point(self, point: str) -> None:
+        current = self._get("/order-settings")
+        r = self.runner.run(
+            self.runner.client.put(
+                "/api/v1/order-settings",
+                headers={**self.t.auth, "If-Match": f'"{current["version"]}"'},
+                json={"posting_point": point},
+            )
+        )
+        assert r.status_code == 200, r.text
+
+    @rule(
+        order_id=orders,
+        everything=st.booleans(),
+        outcome=st.sampled_from(["receive", "reject", "cancel", "leave"]),
+    )
+    def return_goods(self, order_id: str, everything: bool, outcome: str) -> None:
+        """File a return of one unit (or all that is returnable) of the first returnable line, then
+        receive, reject, cancel or leave it open."""
+        if self.status[order_id] == "approved":
+            self.ship(order_id, "all")
+        o = self._get(f"/orders/{order_id}")
+        returnable = [
+            (
+                ln["line_id"],
+                Decimal(ln["shipped_quantity"])
+                - Decimal(ln["returned_quantity"])
+                - Decimal(ln["returning_quantity"]),
+            )
+            for ln in o["lines"]
+        ]
+        returnable = [(line_id, q) for line_id, q in returnable if q > 0]
+        line_id, q = returnable[0] if returnable else (o["lines"][0]["line_id"], Decimal(1))
+        body = {"lines": [{"line_id": line_id, "quantity": str(q if everything else 1)}], "reason": "machine"}
+        r = self._call(self.dealer, f"/orders/{order_id}/returns", body)
+        if o["status"] not in order_states.RETURNABLE:
+            assert r.status_code == 409 and r.json()["code"] == "not_returnable", r.text
+            return
+        if not returnable:
+            assert r.status_code == 422 and r.json()["code"] == "bad_return", r.text
+            return
+        assert r.status_code == 201, r.text
+        return_id = r.json()["id"]
+        self.return_status[return_id] = "requested"
+        steps = {"receive": ["approve", "receive"], "reject": ["reject"], "cancel": ["cancel"], "leave": []}[
+            outcome
+        ]
+        for step in steps:
+            auth = self.dealer if step == "cancel" else self.t.auth
+            body = {"warehouse_id": self.shop.warehouse_id, "lot_no": "RET"} if step == "receive" else {}
+            r = self._call(auth, f"/returns/{return_id}/{step}", body)
+            after = order_states.return_transition(self.return_status[return_id], step)  # type: ignore[arg-type]
+            assert r.status_code == 200 and r.json()["status"] == after, r.text
+            self.return_status[return_id] = after
+
     @invariant()
     def pools_agree(self) -> None:
         orders = self._get("/orders", limit=1000)["items"]
         assert {o["id"]: o["status"] for o in orders} == self.status
+        returns = self._get("/returns", limit=1000)["items"]
+        assert {r["id"]: r["status"] for r in returns} == self.return_status
         posted = sum((Decimal(o["totals"]["posted_amount"]) for o in orders), Decimal(0))
+        refunded = sum((Decimal(o["totals"]["refunded_amount"]) for o in orders), Decimal(0))
+        assert all(
+            Decimal(o["totals"]["refunded_amount"]) <= Decimal(o["totals"]["posted_amount"]) for o in orders
+        )
         frozen = sum(
             (
                 Decimal(o["totals"]["frozen_amount"]) - Decimal(o["totals"]["posted_amount"])
@@ -165,20 +238,28 @@ class OrdersMachine(RuleBasedStateMachine):
             Decimal(0),
         )
         account = self._get(f"/fund-accounts/{self.cash_id}")
-        assert (Decimal(account["balance"]), Decimal(account["held"])) == (self.remitted - posted, frozen)
+        assert (Decimal(account["balance"]), Decimal(account["held"])) == (
+            self.remitted - posted + refunded,
+            frozen,
+        )
+        assert Decimal(account["balance"]) >= Decimal(account["held"]) >= 0
         shipped: dict[str, Decimal] = {s: Decimal(0) for s in self.shop.skus}
+        returned: dict[str, Decimal] = {s: Decimal(0) for s in self.shop.skus}
         unshipped: dict[str, Decimal] = {s: Decimal(0) for s in self.shop.skus}
         for summary in orders:
             for ln in self._get(f"/orders/{summary['id']}")["lines"]:
                 shipped[ln["sku_id"]] += Decimal(ln["shipped_quantity"])
+                returned[ln["sku_id"]] += Decimal(ln["returned_quantity"])
+                assert Decimal(ln["returned_quantity"]) + Decimal(ln["returning_quantity"]) <= Decimal(
+                    ln["shipped_quantity"]
+                )
                 if summary["status"] in LIVE:
                     unshipped[ln["sku_id"]] += Decimal(ln["quantity"]) - Decimal(ln["shipped_quantity"])
         for sku in self.shop.skus:
-            [level] = self._get("/stock", warehouse_id=self.shop.warehouse_id, sku_id=sku)["items"]
-            assert (Decimal(level["on_hand"]), Decimal(level["reserved"])) == (
-                STOCK - shipped[sku],
-                unshipped[sku],
-            )
+            levels = self._get("/stock", warehouse_id=self.shop.warehouse_id, sku_id=sku)["items"]
+            on_hand = sum((Decimal(level["on_hand"]) for level in levels), Decimal(0))
+            reserved = sum((Decimal(level["reserved"]) for level in levels), Decimal(0))
+            assert (on_hand, reserved) == (STOCK - shipped[sku] + returned[sku], unshipped[sku])
         assert self.runner.run(self._reconcile()) == []
 
     async def _reconcile(self) -> list[str]:

@@ -9,9 +9,10 @@ from omnicloud.pools import order_states as sm
 EXPECTED = {
     "pending_approval": {"approve": "approved", "reject": "rejected", "cancel": "cancelled"},
     "approved": {"ship_partial": "partially_shipped", "ship_full": "shipped", "cancel": "cancelled"},
-    "partially_shipped": {"ship_partial": "partially_shipped", "ship_full": "shipped"},
+    "partially_shipped": {"ship_partial": "partially_shipped", "ship_full": "shipped", "cancel": "closed"},
     "shipped": {"confirm_receipt": "completed"},
     "completed": {},
+    "closed": {},
     "cancelled": {},
     "rejected": {},
 }

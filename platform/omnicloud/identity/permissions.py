@@ -45,6 +45,7 @@ CORE_PERMISSIONS: dict[str, str] = {
     "orders:write": "Submit, cancel and confirm receipt of orders (a dealer: its own)",
     "orders:approve": "Approve or reject orders waiting for approval",
     "orders:ship": "Ship orders from the brand's warehouses",
+    "orders:configure": "Change the order settings (when frozen money is posted)",
     "approvals:read": "Read order approval rules and try them on an order",
     "approvals:write": "Maintain order approval rules",
 }
@@ -102,6 +103,7 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "funds:remit",
             "orders:read",
             "orders:approve",
+            "orders:configure",
         ],
     ),
     "warehouse": (

@@ -5,13 +5,23 @@
     submit             → pending_approval (it needs approval) or approved
     pending_approval   approve → approved, reject → rejected, cancel → cancelled
     approved           ship_partial → partially_shipped, ship_full → shipped, cancel → cancelled
-    partially_shipped  ship_partial → partially_shipped, ship_full → shipped
+    partially_shipped  ship_partial → partially_shipped, ship_full → shipped, cancel → closed
     shipped            confirm_receipt (签收) → completed
 
 ``cancel`` takes ``pending_approval`` or ``approved`` to ``cancelled`` (nothing has shipped, so
-every hold can be voided); cancelling after a partial shipment is not part of this slice.
-``submit`` starts an order: ``pending_approval`` when it needs approval, else ``approved``. Any
-other (status, action) pair is an :class:`IllegalTransition`, which the API answers with a 409.
+every hold can be voided). Cancelling a ``partially_shipped`` order is a partial cancel: it
+closes the rest and the order ends ``closed`` (shipped in part, the rest cancelled), a final
+status like ``completed``. ``submit`` starts an order: ``pending_approval`` when it needs
+approval, else ``approved``. Any other (status, action) pair is an :class:`IllegalTransition`,
+which the API answers with a 409.
+
+Returns (退货) are documents of their own with a smaller table (:data:`RETURN_TRANSITIONS`)::
+
+    requested  approve → approved, reject → rejected, cancel → cancelled
+    approved   receive → received, cancel → cancelled
+
+A return does not move its order: it may be filed while the order is in :data:`RETURNABLE`
+(something has shipped) and takes back quantities of its lines.
 """
 
 from __future__ import annotations
@@ -19,14 +29,23 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 Status = Literal[
-    "pending_approval", "approved", "partially_shipped", "shipped", "completed", "cancelled", "rejected"
+    "pending_approval",
+    "approved",
+    "partially_shipped",
+    "shipped",
+    "completed",
+    "closed",
+    "cancelled",
+    "rejected",
 ]
 Action = Literal["submit", "approve", "reject", "ship_partial", "ship_full", "cancel", "confirm_receipt"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 ACTIONS: tuple[Action, ...] = get_args(Action)
 OPEN: frozenset[Status] = frozenset({"pending_approval", "approved", "partially_shipped"})
 """Statuses whose goods are not all shipped yet."""
-FINAL: frozenset[Status] = frozenset({"completed", "cancelled", "rejected"})
+FINAL: frozenset[Status] = frozenset({"completed", "closed", "cancelled", "rejected"})
+RETURNABLE: frozenset[Status] = frozenset({"partially_shipped", "shipped", "completed", "closed"})
+"""Statuses in which goods have left the warehouse, so a return may be filed."""
 
 TRANSITIONS: dict[tuple[Status, Action], Status] = {
     ("pending_approval", "approve"): "approved",
@@ -37,15 +56,32 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
     ("approved", "cancel"): "cancelled",
     ("partially_shipped", "ship_partial"): "partially_shipped",
     ("partially_shipped", "ship_full"): "shipped",
+    ("partially_shipped", "cancel"): "closed",
     ("shipped", "confirm_receipt"): "completed",
 }
 
 
-class IllegalTransition(ValueError):
-    """``action`` is not allowed on an order in ``status``."""
+ReturnStatus = Literal["requested", "approved", "received", "rejected", "cancelled"]
+ReturnAction = Literal["approve", "reject", "receive", "cancel"]
+RETURN_STATUSES: tuple[ReturnStatus, ...] = get_args(ReturnStatus)
+RETURN_ACTIONS: tuple[ReturnAction, ...] = get_args(ReturnAction)
+RETURN_OPEN: frozenset[ReturnStatus] = frozenset({"requested", "approved"})
+"""Return statuses that still hold their quantities against the order lines."""
 
-    def __init__(self, status: Status, action: Action) -> None:
-        super().__init__(f"an order that is {status.replace('_', ' ')} cannot {action.replace('_', ' ')}")
+RETURN_TRANSITIONS: dict[tuple[ReturnStatus, ReturnAction], ReturnStatus] = {
+    ("requested", "approve"): "approved",
+    ("requested", "reject"): "rejected",
+    ("requested", "cancel"): "cancelled",
+    ("approved", "receive"): "received",
+    ("approved", "cancel"): "cancelled",
+}
+
+
+class IllegalTransition(ValueError):
+    """``action`` is not allowed on an order (or a return, ``what``) in ``status``."""
+
+    def __init__(self, status: str, action: str, what: str = "an order") -> None:
+        super().__init__(f"{what} that is {status.replace('_', ' ')} cannot {action.replace('_', ' ')}")
         self.status = status
         self.action = action
 
@@ -67,3 +103,16 @@ def transition(status: Status, action: Action) -> Status:
 def allowed(status: Status) -> list[Action]:
     """The actions an order in ``status`` may take, in :data:`ACTIONS` order."""
     return [a for a in ACTIONS if (status, a) in TRANSITIONS]
+
+
+def return_transition(status: ReturnStatus, action: ReturnAction) -> ReturnStatus:
+    """The return's status after ``action``; :class:`IllegalTransition` when not allowed."""
+    after = RETURN_TRANSITIONS.get((status, action))
+    if after is None:
+        raise IllegalTransition(status, action, "a return")
+    return after
+
+
+def return_allowed(status: ReturnStatus) -> list[ReturnAction]:
+    """The actions a return in ``status`` may take, in :data:`RETURN_ACTIONS` order."""
+    return [a for a in RETURN_ACTIONS if (status, a) in RETURN_TRANSITIONS]

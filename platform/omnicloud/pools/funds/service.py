@@ -31,21 +31,26 @@ Problem the caller's transaction must roll back (a request does when the Problem
     Places one hold per draw of the plan, each by a conditional UPDATE of its account; a plan
     with a shortfall, or an account that no longer has the amount available (a concurrent order
     got there first), is a 409 ``insufficient_funds``.
-``post_holds(session, reference, amount=None) -> TransferOut | None``
+``post_holds(session, reference, amount=None, *, by_kind=None) -> TransferOut | None``
     Turns the reference's placed holds into one ``payment`` transfer to the ``sales`` account,
     in payment-sequence order; with ``amount``, posts that much and keeps the rest frozen (child
-    holds). Each hold is posted exactly once (conditional UPDATE on its state): with nothing
-    placed it does nothing and returns None; ``amount`` above what is placed is a 409, and so is
-    losing a race with a concurrent post or release of the same holds (``holds_closed``,
+    holds); with ``by_kind`` (account kind → amount), posts that much of each kind's holds, so
+    a shipment deducts the fee, rebate, special and cash parts of exactly the goods it ships.
+    Each hold is posted exactly once (conditional UPDATE on its state): with nothing placed it
+    does nothing and returns None; ``amount`` above what is placed is a 409, and so is losing a
+    race with a concurrent post or release of the same holds (``holds_closed``,
     ``duplicate_transfer``).
 ``release_holds(session, reference, amount=None) -> list[HoldOut]``
     Unfreezes in reverse payment order (cash, special, rebate, fee), each hold exactly once;
     ``amount=None`` releases everything and, with nothing placed, does nothing; ``amount`` above
     what is placed is a 409. ``void_holds(session, reference)`` is ``amount=None``.
-``refund(session, reference, amount=None, *, key, memo=None) -> TransferOut | None``
+``refund(session, reference, amount=None, *, key, memo=None, by_kind=None) -> TransferOut | None``
     Returns posted money to the accounts it came from (原路返回), in reverse payment order; fee
-    and rebate accounts keep their original expiry. ``key`` (e.g. ``"return:<id>"``) makes it
-    idempotent: the same key again returns the first refund and moves nothing.
+    and rebate accounts keep their original expiry. With ``by_kind`` (account kind → amount) it
+    returns that much to each kind (a return gives back each part its goods carried); more than
+    the document posted net of earlier refunds, in all or of one kind, is a 409. ``key`` (e.g.
+    ``"return:<id>"``) makes it idempotent: the same key again returns the first refund and
+    moves nothing.
 ``credit_rebate(session, *, customer_id, sales_org_id, amount, reference, key, ...) -> TransferOut``
     Settles rebate into the customer's rebate account for that validity (the rebate run).
 ``holds_for(session, reference) -> list[HoldOut]``
@@ -61,7 +66,7 @@ any other id answers 404.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -801,16 +806,43 @@ async def _close(
     return children
 
 
+def _split_by_kind(
+    holds: Sequence[FundHold], by_kind: Mapping[str, Decimal]
+) -> list[tuple[FundHold, Decimal]]:
+    """Take each kind's amount from that kind's holds in their order (see :func:`_split`)."""
+    unknown = set(by_kind) - set(PAYING_KINDS)
+    if unknown:
+        raise ValueError(f"not a paying account kind: {sorted(unknown)}")
+    taken: list[tuple[FundHold, Decimal]] = []
+    for kind in PAYING_KINDS:
+        want = by_kind.get(kind, ZERO)
+        if want == 0:
+            continue
+        of_kind = [h for h in holds if h.step == kind]
+        if not of_kind:
+            raise Conflict(f"nothing is frozen on {kind} accounts for this document", code="exceeds_holds")
+        taken += _split(of_kind, want)
+    return sorted(taken, key=lambda t: (t[0].seq, t[0].id))
+
+
 async def post_holds(
-    session: AsyncSession, reference: Reference, amount: Decimal | None = None
+    session: AsyncSession,
+    reference: Reference,
+    amount: Decimal | None = None,
+    *,
+    by_kind: Mapping[str, Decimal] | None = None,
 ) -> TransferOut | None:
     """Deduct frozen money (see the module docstring)."""
+    if by_kind is not None and amount is not None:
+        raise ValueError("post an amount or amounts by kind, not both")
+    if by_kind is not None and not any(by_kind.values()):
+        return None
     holds = await _placed(session, reference)
     if not holds:
-        if amount is not None:
+        if amount is not None or by_kind is not None:
             raise Conflict("nothing is frozen for this document", code="exceeds_holds")
         return None
-    taken = _split(holds, amount)
+    taken = _split(holds, amount) if by_kind is None else _split_by_kind(holds, by_kind)
     now = utcnow()
     by_account: dict[UUID, Decimal] = defaultdict(lambda: ZERO)
     for hold, part in taken:
@@ -880,8 +912,11 @@ async def refund(
     *,
     key: str,
     memo: str | None = None,
+    by_kind: Mapping[str, Decimal] | None = None,
 ) -> TransferOut | None:
     """Return posted money to where it came from (see the module docstring)."""
+    if by_kind is not None and amount is not None:
+        raise ValueError("refund an amount or amounts by kind, not both")
     stored_key = _caller_key("refund", key)
     existing = await _existing(session, stored_key)
     if existing is not None:
@@ -914,21 +949,42 @@ async def refund(
     # Reverse payment order: cash, special, rebate, fee; within a kind the latest expiry first.
     refundable.sort(key=lambda r: (RELEASE_ORDER[r[1]], -(r[2] or date.max).toordinal(), r[0]))
     total = sum((r[3] for r in refundable), ZERO)
-    want = total if amount is None else amount
-    if want == 0 and amount is None:
-        return None
-    if want <= 0 or want != want.quantize(ZERO):
+    if by_kind is not None:
+        unknown = set(by_kind) - set(PAYING_KINDS)
+        if unknown:
+            raise ValueError(f"not a paying account kind: {sorted(unknown)}")
+        want = sum(by_kind.values(), ZERO)
+        if want == 0:
+            return None
+        wanted = {kind: by_kind.get(kind, ZERO) for kind in RELEASE_ORDER}
+    else:
+        want = total if amount is None else amount
+        if want == 0 and amount is None:
+            return None
+        wanted = None
+    if (
+        want <= 0
+        or want != want.quantize(ZERO)
+        or any(v < 0 or v != v.quantize(ZERO) for v in (wanted or {}).values())
+    ):
         raise invalid("amount", "must be a positive whole number of cents")
     if want > total:
         raise Conflict(f"only {total} of this document can be refunded", code="exceeds_refundable")
     legs: list[Leg] = []
     remaining = want
-    for account_id, _kind, _expires, available in refundable:
-        if remaining <= 0:
-            break
-        part = min(available, remaining)
-        legs.append(Leg(account_id=account_id, amount=part))
+    for account_id, kind, _expires, available in refundable:
+        if wanted is not None:
+            part = min(available, wanted[kind])
+            wanted[kind] -= part
+        else:
+            part = min(available, remaining)
+        if part > 0:
+            legs.append(Leg(account_id=account_id, amount=part))
         remaining -= part
+    short = {k: v for k, v in (wanted or {}).items() if v > 0}
+    if short:
+        kinds = ", ".join(f"{v} more {k}" for k, v in short.items())
+        raise Conflict(f"this document has not posted {kinds} to refund", code="exceeds_refundable")
     sales = await system_account(session, "sales")
     legs.append(Leg(account_id=sales.id, amount=-want, system=True))
     return await _transfer(session, kind="refund", reference=reference, key=stored_key, legs=legs, memo=memo)

@@ -1,10 +1,11 @@
-"""Orders over REST (订单): submit, list, show, approve, reject, cancel, ship and confirm receipt.
+"""Orders over REST (订单): submit, list, show, approve, reject, cancel, ship and confirm receipt;
+returns (退货): file, list, show, approve, reject, cancel and receive; the order settings.
 
 Submitting an order and recording a shipment need an ``Idempotency-Key`` (428 without one): a
 retry replays the first answer and never freezes, reserves, deducts or ships twice. The other
 actions accept one too. An action the order's status does not allow is a 409
 ``illegal_transition``; losing a race with a concurrent action on the same order is a 409
-``order_changed``.
+``order_changed``. Filing a return and receiving one need an ``Idempotency-Key`` too.
 """
 
 from __future__ import annotations
@@ -12,22 +13,42 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from omnicloud.core.deps import Caller, Cursor, Limit, Session, page_limit
-from omnicloud.core.http import IDEMPOTENCY_HEADER, idempotent, requires
+from omnicloud.core.http import IDEMPOTENCY_HEADER, idempotent, if_match, requires
 from omnicloud.pools.funds.api import require_key
-from omnicloud.pools.order_states import STATUSES
-from omnicloud.pools.orders import service
-from omnicloud.pools.orders.schemas import OrderIn, OrderOut, OrderPage, ReasonIn, ShipmentIn
+from omnicloud.pools.order_states import RETURN_STATUSES, STATUSES
+from omnicloud.pools.orders import returns, service
+from omnicloud.pools.orders.schemas import (
+    OrderIn,
+    OrderOut,
+    OrderPage,
+    OrderSettingsIn,
+    OrderSettingsOut,
+    ReasonIn,
+    ReturnIn,
+    ReturnOut,
+    ReturnPage,
+    ReturnReceiptIn,
+    ShipmentIn,
+)
 
 READ = [requires("orders:read")]
 OrderStatus = Annotated[
     str | None,
     QueryParameter(name="status", pattern=f"^({'|'.join(STATUSES)})$", description="Order status"),
 ]
+ReturnStatus = Annotated[
+    str | None,
+    QueryParameter(name="status", pattern=f"^({'|'.join(RETURN_STATUSES)})$", description="Return status"),
+]
+RETURN_RACE = (
+    "A status that does not allow it is a 409 `illegal_transition`; a concurrent change is a 409 "
+    "`return_changed`."
+)
 RACE = (
     "A status that does not allow it is a 409 `illegal_transition`; a concurrent change is a 409 "
     "`order_changed`."
@@ -102,7 +123,8 @@ class OrderController(Controller):
         "/{order_id:uuid}/approve",
         operation_id="approveOrder",
         summary="Approve an order waiting for approval",
-        description=RACE,
+        description="Runs the credit check of the approval check point (a block is a 409 "
+        "`credit_blocked`); posting at approval, every freeze is deducted. " + RACE,
         guards=[requires("orders:approve")],
         status_code=200,
     )
@@ -139,8 +161,11 @@ class OrderController(Controller):
     @post(
         "/{order_id:uuid}/cancel",
         operation_id="cancelOrder",
-        summary="Cancel an order before shipment: its freezes, stock and coupons are released",
-        description="A dealer cancels its own orders. " + RACE,
+        summary="Cancel an order, or close the rest of a partially shipped one",
+        description="A dealer cancels its own orders. Cancelling a partially shipped order closes the "
+        "rest (status `closed`): its unshipped credit is released first, then what is still frozen "
+        "(or, posted at approval, the unshipped goods' money is refunded), then the unshipped stock "
+        "holds. " + RACE,
         guards=[requires("orders:write")],
         status_code=200,
     )
@@ -163,9 +188,10 @@ class OrderController(Controller):
         "/{order_id:uuid}/shipments",
         operation_id="shipOrder",
         summary="Ship some or all of an approved order: consume stock and deduct frozen money",
-        description="Quantities are in each line's unit. Money is deducted in proportion to the value "
-        "shipped; the shipment that completes the order deducts all that is still frozen. Needs an "
-        "Idempotency-Key (428 without one). " + RACE,
+        description="Quantities are in each line's unit. Posting at shipment, each shipped line deducts "
+        "its share of its fee, rebate, special and cash parts; the shipment that completes the order "
+        "deducts all that is still frozen. A blocking credit rule at the shipment check point is a "
+        "409 `credit_blocked` that changes nothing. Needs an Idempotency-Key (428 without one). " + RACE,
         guards=[requires("orders:ship")],
         status_code=201,
     )
@@ -197,5 +223,176 @@ class OrderController(Controller):
             request, session, lambda: service.confirm_receipt(session, principal, order_id), status_code=200
         )
 
+    @post(
+        "/{order_id:uuid}/returns",
+        operation_id="fileOrderReturn",
+        summary="File a return (退货) of shipped goods of an order",
+        description="A dealer returns goods of its own orders; staff of any. Each line's quantity is at "
+        "most what shipped and is not returned or claimed by another open return (422 "
+        "`bad_return`; losing a race to a concurrent return is a 409 `exceeds_returnable`). An "
+        "order that shipped nothing is a 409 `not_returnable`. Needs an Idempotency-Key.",
+        guards=[requires("orders:write")],
+    )
+    async def file_return(
+        self,
+        request: Request[Any, Any, Any],
+        order_id: FromPath[UUID],
+        data: JSONBody[ReturnIn],
+        session: Session,
+        principal: Caller,
+    ) -> Response[ReturnOut]:
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        return await idempotent(
+            request, session, lambda: returns.file_return(session, principal, order_id, data, key=key)
+        )
 
-ROUTES: list[Any] = [OrderController]
+
+class ReturnController(Controller):
+    path = "/api/v1/returns"
+    tags = ["orders"]
+
+    @get(
+        "/",
+        operation_id="listReturns",
+        summary="List returns, newest last",
+        description="Dealers see the returns of their own customer subtree only.",
+        guards=READ,
+    )
+    async def list_returns(
+        self,
+        session: Session,
+        principal: Caller,
+        state: State,
+        status: ReturnStatus = None,
+        order_id: FromQuery[UUID | None] = None,
+        customer_id: FromQuery[UUID | None] = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> ReturnPage:
+        items, nxt = await returns.list_returns(
+            session,
+            principal,
+            cursor,
+            page_limit(state, limit),
+            status=status,
+            order_id=order_id,
+            customer_id=customer_id,
+        )
+        return ReturnPage(items=items, next_cursor=nxt)
+
+    @get("/{return_id:uuid}", operation_id="getReturn", summary="Show a return with its lines", guards=READ)
+    async def get_return(self, return_id: FromPath[UUID], session: Session, principal: Caller) -> ReturnOut:
+        return await returns.get_return(session, principal, return_id)
+
+    @post(
+        "/{return_id:uuid}/approve",
+        operation_id="approveReturn",
+        summary="Approve a requested return",
+        description=RETURN_RACE,
+        guards=[requires("orders:approve")],
+        status_code=200,
+    )
+    async def approve(
+        self, request: Request[Any, Any, Any], return_id: FromPath[UUID], session: Session, principal: Caller
+    ) -> Response[ReturnOut]:
+        return await idempotent(
+            request, session, lambda: returns.approve_return(session, principal, return_id), status_code=200
+        )
+
+    @post(
+        "/{return_id:uuid}/reject",
+        operation_id="rejectReturn",
+        summary="Reject a requested return: its quantities may be returned again",
+        description=RETURN_RACE,
+        guards=[requires("orders:approve")],
+        status_code=200,
+    )
+    async def reject(
+        self,
+        request: Request[Any, Any, Any],
+        return_id: FromPath[UUID],
+        data: JSONBody[ReasonIn],
+        session: Session,
+        principal: Caller,
+    ) -> Response[ReturnOut]:
+        return await idempotent(
+            request,
+            session,
+            lambda: returns.reject_return(session, principal, return_id, data.reason),
+            status_code=200,
+        )
+
+    @post(
+        "/{return_id:uuid}/cancel",
+        operation_id="cancelReturn",
+        summary="Cancel a return before its goods are received",
+        description="A dealer cancels its own returns. " + RETURN_RACE,
+        guards=[requires("orders:write")],
+        status_code=200,
+    )
+    async def cancel(
+        self,
+        request: Request[Any, Any, Any],
+        return_id: FromPath[UUID],
+        data: JSONBody[ReasonIn],
+        session: Session,
+        principal: Caller,
+    ) -> Response[ReturnOut]:
+        return await idempotent(
+            request,
+            session,
+            lambda: returns.cancel_return(session, principal, return_id, data.reason),
+            status_code=200,
+        )
+
+    @post(
+        "/{return_id:uuid}/receive",
+        operation_id="receiveReturn",
+        summary="Receive an approved return into a brand warehouse and refund it the way it was paid",
+        description="The goods come back as a stock receipt (reference `return:<id>`); the fee and "
+        "rebate shares restore their accounts with their original expiry, the rest goes back to "
+        "special and cash, and the credit share leaves the exposure. Needs an Idempotency-Key: a "
+        "retry replays the first answer and never refunds twice. " + RETURN_RACE,
+        guards=[requires("orders:ship")],
+        status_code=200,
+    )
+    async def receive(
+        self,
+        request: Request[Any, Any, Any],
+        return_id: FromPath[UUID],
+        data: JSONBody[ReturnReceiptIn],
+        session: Session,
+        principal: Caller,
+    ) -> Response[ReturnOut]:
+        keyed = request.headers.get(IDEMPOTENCY_HEADER) is not None
+        return await idempotent(
+            request,
+            session,
+            lambda: returns.receive_return(session, principal, return_id, data, keyed=keyed),
+            status_code=200,
+        )
+
+
+class OrderSettingsController(Controller):
+    path = "/api/v1/order-settings"
+    tags = ["orders"]
+
+    @get("/", operation_id="getOrderSettings", summary="Show the order settings", guards=READ)
+    async def get_settings(self, session: Session) -> OrderSettingsOut:
+        return await service.get_settings(session)
+
+    @put(
+        "/",
+        operation_id="updateOrderSettings",
+        summary="Change the order settings (the posting point)",
+        description='Needs If-Match with the version read (`"0"` for the defaults): 428 without '
+        "it, 412 when stale. Orders keep the posting point they were submitted with.",
+        guards=[requires("orders:configure")],
+    )
+    async def update_settings(
+        self, request: Request[Any, Any, Any], data: JSONBody[OrderSettingsIn], session: Session
+    ) -> OrderSettingsOut:
+        return await service.update_settings(session, data, if_match(request))
+
+
+ROUTES: list[Any] = [OrderController, ReturnController, OrderSettingsController]

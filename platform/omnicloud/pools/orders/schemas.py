@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -43,6 +43,25 @@ class ShipmentIn(Input):
     lines: Annotated[list[ShipmentLineIn], msgspec.Meta(min_length=1, max_length=MAX_SHIPMENT_LINES)]
 
 
+PostingPoint = Literal["shipment", "approval"]
+
+
+class OrderSettingsIn(Input):
+    """``posting_point``: when frozen money becomes a deduction, at ``shipment`` (default) or at
+    ``approval`` (at submit for an order that needs no approval)."""
+
+    posting_point: PostingPoint
+
+
+class OrderSettingsOut(msgspec.Struct, kw_only=True):
+    """The tenant's order settings; ``version`` 0 means the defaults were never changed."""
+
+    posting_point: PostingPoint
+    version: int
+    updated_by: str | None
+    updated_at: datetime | None
+
+
 class AllocationOut(msgspec.Struct, kw_only=True):
     promotion_id: str
     stage: str
@@ -57,6 +76,8 @@ class OrderLineOut(msgspec.Struct, kw_only=True):
     quantity: Decimal
     base_quantity: Decimal
     shipped_quantity: Decimal
+    returned_quantity: Decimal
+    returning_quantity: Decimal
     list_price: Decimal
     price_source: PriceSource | None
     gross: Decimal
@@ -65,6 +86,9 @@ class OrderLineOut(msgspec.Struct, kw_only=True):
     fee_offset: Decimal
     rebate: Decimal
     due: Decimal
+    special: Decimal
+    cash: Decimal
+    credit: Decimal
     is_gift: bool
     gift_of: str | None
     allocations: list[AllocationOut]
@@ -82,7 +106,9 @@ class OrderEventOut(msgspec.Struct, kw_only=True):
 
 class OrderTotals(msgspec.Struct, kw_only=True):
     """``after_promotions`` = gross − discount = fee_offset + rebate + special + cash + credit;
-    ``due`` = after_promotions − fee_offset − rebate."""
+    ``due`` = after_promotions − fee_offset − rebate. Of ``frozen_amount``, ``posted_amount`` has
+    been deducted and ``refunded_amount`` of that given back; of ``credit_amount``,
+    ``credit_shipped`` has shipped and ``credit_returned`` of that come back."""
 
     gross: Decimal
     discount: Decimal
@@ -95,6 +121,9 @@ class OrderTotals(msgspec.Struct, kw_only=True):
     credit_amount: Decimal
     frozen_amount: Decimal
     posted_amount: Decimal
+    refunded_amount: Decimal
+    credit_shipped: Decimal
+    credit_returned: Decimal
 
 
 class OrderSummary(msgspec.Struct, kw_only=True):
@@ -106,6 +135,7 @@ class OrderSummary(msgspec.Struct, kw_only=True):
     status: str
     version: int
     totals: OrderTotals
+    posting_point: PostingPoint
     floor_verdict: str
     credit_action: str | None
     credit_reasons: list[str]
@@ -125,4 +155,91 @@ class OrderOut(OrderSummary, kw_only=True):
 
 class OrderPage(msgspec.Struct, kw_only=True):
     items: list[OrderSummary]
+    next_cursor: str | None
+
+
+# --- returns (退货) ----------------------------------------------------------------------------
+
+
+class ReturnLineIn(Input):
+    """``quantity`` of order line ``line_id`` (in the line's unit) comes back; at most what has
+    shipped and is not returned or claimed by another open return."""
+
+    line_id: LineRef
+    quantity: Decimal
+
+    def __post_init__(self) -> None:
+        check_decimal("quantity", self.quantity, places=4, positive=True)
+
+
+class ReturnIn(Input):
+    lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=MAX_SHIPMENT_LINES)]
+    reason: Reason
+
+
+class ReturnReceiptIn(Input):
+    """The brand warehouse the goods come back into, and the lot they are booked to (none:
+    the warehouse's stock without a lot)."""
+
+    warehouse_id: UUID
+    lot_no: Annotated[str, msgspec.Meta(max_length=60, pattern=r"^([A-Za-z0-9][A-Za-z0-9_.\-/]*)?$")] = ""
+
+
+class ReturnLineOut(msgspec.Struct, kw_only=True):
+    """One returned line; the money columns are the parts the units carried (0 until received)."""
+
+    id: UUID
+    order_line_id: UUID
+    line_id: str
+    sku_id: UUID
+    quantity: Decimal
+    base_quantity: Decimal
+    amount: Decimal
+    fee: Decimal
+    rebate: Decimal
+    special: Decimal
+    cash: Decimal
+    credit: Decimal
+
+
+class ReturnTotals(msgspec.Struct, kw_only=True):
+    """What the receipt gave back: ``amount`` (the goods' payable value) = refund_fee +
+    refund_rebate + refund_special + refund_cash + credit, up to a cent of rounding per part.
+    ``credit`` is not money: it left the customer's credit exposure."""
+
+    amount: Decimal
+    refund_fee: Decimal
+    refund_rebate: Decimal
+    refund_special: Decimal
+    refund_cash: Decimal
+    credit: Decimal
+
+
+class ReturnSummary(msgspec.Struct, kw_only=True):
+    id: UUID
+    number: str
+    order_id: UUID
+    customer_id: UUID
+    status: str
+    version: int
+    reason: str
+    decision_reason: str | None
+    warehouse_id: UUID | None
+    totals: ReturnTotals
+    refund_transfer_id: UUID | None
+    allowed_actions: list[str]
+    requested_by: str
+    decided_by: str | None
+    received_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    received_at: datetime | None
+
+
+class ReturnOut(ReturnSummary, kw_only=True):
+    lines: list[ReturnLineOut]
+
+
+class ReturnPage(msgspec.Struct, kw_only=True):
+    items: list[ReturnSummary]
     next_cursor: str | None

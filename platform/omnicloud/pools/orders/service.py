@@ -1,4 +1,5 @@
 """The order pool (订单池): submit, approve or reject, cancel, ship and confirm receipt (签收).
+Returns (退货) live in ``orders.returns``.
 
 Submit, in the caller's one transaction (any Problem rolls all of it back, so a refused order
 leaves no hold, reservation, coupon reservation, order row or audit entry behind):
@@ -14,8 +15,10 @@ leaves no hold, reservation, coupon reservation, order row or audit entry behind
    order already froze is a 409 ``insufficient_funds``;
 5. reserve stock for every line, gift lines included (``inventory.reserve_many``,
    ``reference="order:<id>"``), and reserve the coupon codes the quote applied;
-6. write the order, its lines, the per-line promotion allocations, the first history entry,
-   the audit entry and the ``order.submitted`` outbox event.
+6. write the order, its lines (each with its part of the plan: fee, rebate, special, cash,
+   credit), the per-line promotion allocations, the first history entry, the audit entry and
+   the ``order.submitted`` outbox event;
+7. with the tenant's posting point ``approval`` and no approval needed, post every freeze now.
 
 Approval rule (kept simple on purpose): an order needs approval when its floor verdict or its
 credit verdict is ``needs_approval``; otherwise it is approved at submit. The reasons are kept on
@@ -25,15 +28,37 @@ Every later step moves the order through ``pools.order_states`` with one conditi
 ``(id, status, version)`` *before* it touches money or stock, so of two concurrent actions on
 one order exactly one wins; the other gets a 409 and changes nothing.
 
-- approve: pending_approval → approved (freezes stay; they are deducted at shipment).
-- reject / cancel (pending_approval or approved only in this slice): every freeze is voided,
-  the stock reservations released and the coupon codes returned to ``issued``. Cancelling after
-  a partial shipment (release the rest, refund nothing) is left for a later slice.
-- ship: stock is consumed for the shipped quantities (``inventory.consume_many``) and frozen
-  money is deducted in proportion to the value shipped: after a shipment, the order has posted
-  ``round(frozen × shipped value ÷ order value)`` in all, where the value of a line is its
-  payable amount × shipped ÷ ordered quantity; the shipment that completes the order posts
-  whatever is still frozen, so rounding never leaves money behind. The first shipment redeems
+Posting point (DOMAIN §6, ``order_settings.posting_point``, copied onto the order at submit so
+a later change of the setting never posts an order twice or never): ``shipment`` (the default)
+deducts frozen money as goods ship; ``approval`` deducts all of it when the order is approved
+(at submit when it needs no approval) and shipments post nothing.
+
+Credit check points (DOMAIN §3): ``terms.credit_preview`` runs at ``submit`` on the credit part
+of the plan, at ``approval`` when the order has a credit part, and at ``shipment`` when the
+shipped goods carry one. At approval and shipment the order's own credit is already in the
+exposure, so the check adds nothing for it (the same sum as "exposure without it + it"). ``block``
+is a 409 ``credit_blocked`` that changes nothing; ``warn`` (and ``needs_approval`` at approval,
+where the approver is the approval) is written to the history entry's ``detail.credit``;
+``needs_approval`` at shipment blocks, as there is nobody to approve a shipment. Exposure
+(``_order_exposure``): an order's credit part counts as *open orders* while unshipped
+(``credit_amount − credit_shipped`` of an open order) and as *shipped-not-invoiced* once shipped
+(``credit_shipped − credit_returned``); cancel, partial cancel and returns release it.
+
+- approve: pending_approval → approved (with posting at approval, every freeze is posted).
+- reject / cancel before shipment: every freeze is voided, the stock reservations released and
+  the coupon codes returned to ``issued``; money an approval already posted is refunded to the
+  accounts it came from (``funds.refund``, key ``order-cancel:<id>``).
+- cancel after a partial shipment (partially_shipped → closed): the rest of the order is closed
+  in reverse order, credit first: the status change takes the unshipped credit part out of the
+  open-order exposure, then what is still frozen is voided (or, posted at approval, the unshipped
+  goods' parts are refunded by kind, key ``order-close:<id>``) and the unshipped stock holds are
+  released. Shipped goods stay shipped; the coupon codes stay redeemed.
+- ship: stock is consumed for the shipped quantities (``inventory.consume_many``) and, posting at
+  shipment, frozen money is deducted part by part: each shipped line deducts its share of its
+  fee, rebate, special and cash parts (``sales.share`` of the cumulative quantity, so the parts
+  of a line add up to it exactly) from holds of that kind (``funds.post_holds(by_kind=...)``);
+  the shipment that completes the order posts whatever is still frozen. The credit share of
+  the shipped goods moves from open orders to shipped-not-invoiced. The first shipment redeems
   the coupon codes.
 - confirm receipt: shipped → completed.
 
@@ -50,27 +75,28 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from omnicloud.catalog import service as catalog
 from omnicloud.channels import service as channels
 from omnicloud.core import audit, events, revisions
-from omnicloud.core.db import utcnow
+from omnicloud.core.db import is_unique_violation, utcnow
 from omnicloud.core.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    PreconditionFailed,
     PreconditionRequired,
     Unprocessable,
     field_error,
     invalid,
 )
 from omnicloud.core.ids import new_id
-from omnicloud.core.money import round_money
 from omnicloud.core.paging import paged_query, split_page
-from omnicloud.core.security import Principal
+from omnicloud.core.security import Principal, current_principal
 from omnicloud.core.tenancy import require_tenant
 from omnicloud.inventory import service as inventory
 from omnicloud.inventory.schemas import StockRequest
@@ -82,13 +108,15 @@ from omnicloud.policies.terms import service as terms
 from omnicloud.pools import order_states, payment
 from omnicloud.pools.funds import service as funds
 from omnicloud.pools.funds.schemas import Reference
-from omnicloud.pools.orders.models import Order, OrderEvent, OrderLine, OrderLineAllocation
+from omnicloud.pools.orders.models import Order, OrderEvent, OrderLine, OrderLineAllocation, OrderSettings
 from omnicloud.pools.orders.schemas import (
     AllocationOut,
     OrderEventOut,
     OrderIn,
     OrderLineOut,
     OrderOut,
+    OrderSettingsIn,
+    OrderSettingsOut,
     OrderSummary,
     OrderTotals,
     ShipmentIn,
@@ -131,6 +159,9 @@ def _totals(o: Order) -> OrderTotals:
         credit_amount=o.credit_amount,
         frozen_amount=o.frozen_amount,
         posted_amount=o.posted_amount,
+        refunded_amount=o.refunded_amount,
+        credit_shipped=o.credit_shipped,
+        credit_returned=o.credit_returned,
     )
 
 
@@ -144,6 +175,7 @@ def _summary_fields(o: Order) -> dict[str, Any]:
         "status": o.status,
         "version": o.version,
         "totals": _totals(o),
+        "posting_point": o.posting_point,
         "floor_verdict": o.floor_verdict,
         "credit_action": o.credit_action,
         "credit_reasons": list(o.credit_reasons),
@@ -170,6 +202,8 @@ def _line_out(ln: OrderLine, allocations: Sequence[OrderLineAllocation]) -> Orde
         quantity=ln.quantity,
         base_quantity=ln.base_quantity,
         shipped_quantity=ln.shipped_quantity,
+        returned_quantity=ln.returned_quantity,
+        returning_quantity=ln.returning_quantity,
         list_price=ln.list_price,
         price_source=msgspec.convert(ln.price_source, PriceSource) if ln.price_source else None,
         gross=ln.gross,
@@ -178,6 +212,9 @@ def _line_out(ln: OrderLine, allocations: Sequence[OrderLineAllocation]) -> Orde
         fee_offset=ln.fee_offset,
         rebate=ln.rebate,
         due=ln.due,
+        special=ln.special,
+        cash=ln.cash,
+        credit=ln.credit,
         is_gift=ln.is_gift,
         gift_of=ln.gift_of,
         allocations=[
@@ -372,48 +409,152 @@ async def _plan(
         raise invalid("lines", str(exc)) from None
 
 
+def _credit_blocked(check_point: str, reasons: Sequence[str]) -> Conflict:
+    return Conflict(
+        f"credit check at {check_point}: {'; '.join(reasons)}",
+        code="credit_blocked",
+        errors=[field_error("credit", r) for r in reasons],
+    )
+
+
+async def _credit_verdict(
+    session: AsyncSession, customer: Any, amount: Decimal, check_point: str, day: Any, *, lock: bool
+) -> credit.CreditVerdict | None:
+    revs = await revisions.current(session, (terms.TOPIC,))
+    book = await terms.terms_book(session, revs[terms.TOPIC])
+    return await terms.credit_preview(
+        session,
+        book,
+        customer_id=customer.id,
+        customer_class=customer.customer_class,
+        amount=amount,
+        check_point=check_point,
+        today=day,
+        sales_org_id=customer.sales_org_id,
+        lock=lock,
+    )
+
+
 async def _check_credit(
     session: AsyncSession, customer: Any, amount: Decimal, day: Any
 ) -> tuple[str | None, list[str]]:
     """The credit verdict on the part of the order left on credit (check point ``submit``)."""
     if amount <= 0:
         return None, []
-    revs = await revisions.current(session, (terms.TOPIC,))
-    book = await terms.terms_book(session, revs[terms.TOPIC])
-    verdict = await terms.credit_preview(
-        session,
-        book,
-        customer_id=customer.id,
-        customer_class=customer.customer_class,
-        amount=amount,
-        check_point="submit",
-        today=day,
-        sales_org_id=customer.sales_org_id,
-        lock=True,  # concurrent orders of one customer take their credit one after the other
-    )
+    # Locked: concurrent orders of one customer take their credit one after the other.
+    verdict = await _credit_verdict(session, customer, amount, "submit", day, lock=True)
     if verdict is None:
         raise funds.insufficient(f"the accounts leave {amount} unpaid and the customer has no credit line")
     if verdict.action == "block":
-        raise Conflict(
-            f"credit check at submit: {'; '.join(verdict.reasons)}",
-            code="credit_blocked",
-            errors=[field_error("credit", r) for r in verdict.reasons],
-        )
+        raise _credit_blocked("submit", verdict.reasons)
     return verdict.action, list(verdict.reasons)
 
 
-async def _open_order_exposure(session: AsyncSession, customer_id: UUID) -> credit.ExposureInputs:
-    """What the customer's orders keep on credit: every order not cancelled or rejected holds its
-    credit part until it is paid (payments against credit come with the invoice pool)."""
-    total = await session.scalar(
-        select(func.coalesce(func.sum(Order.credit_amount), 0)).where(
-            Order.customer_id == customer_id, Order.status.not_in(("cancelled", "rejected"))
-        )
+async def _credit_at(
+    session: AsyncSession, order: Order, check_point: str, carried: Decimal
+) -> dict[str, Any] | None:
+    """The credit check at ``approval`` or ``shipment`` for an order whose step carries
+    ``carried`` of credit (nothing to check when it carries none). The order is already in the
+    exposure, so the document adds 0. Returns what the history records (None when it passes)."""
+    if carried <= 0:
+        return None
+    customer = await channels.require_customer(session, order.customer_id)
+    verdict = await _credit_verdict(session, customer, ZERO, check_point, funds.business_day(), lock=False)
+    if verdict is None or verdict.action == "pass":
+        return None
+    if verdict.action == "block" or (verdict.action == "needs_approval" and check_point == "shipment"):
+        raise _credit_blocked(check_point, verdict.reasons)
+    return {"check_point": check_point, "action": verdict.action, "reasons": list(verdict.reasons)}
+
+
+async def _order_exposure(session: AsyncSession, customer_id: UUID) -> credit.ExposureInputs:
+    """What the customer's orders keep on credit (see the module docstring): the unshipped credit
+    part of open orders, and the shipped credit part net of returns of every order that shipped
+    (until invoices, which another pool subtracts, and payments against credit)."""
+    open_part = case(
+        (Order.status.in_(order_states.OPEN), Order.credit_amount - Order.credit_shipped), else_=0
     )
-    return credit.ExposureInputs(open_orders=Decimal(total or 0))
+    row = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(open_part), 0),
+                func.coalesce(func.sum(Order.credit_shipped - Order.credit_returned), 0),
+            ).where(Order.customer_id == customer_id, Order.status.not_in(("cancelled", "rejected")))
+        )
+    ).one()
+    return credit.ExposureInputs(
+        open_orders=Decimal(row[0]).quantize(ZERO), shipped_not_invoiced=Decimal(row[1]).quantize(ZERO)
+    )
 
 
-terms.add_exposure_source(_open_order_exposure)
+terms.add_exposure_source(_order_exposure)
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+DEFAULT_POSTING_POINT = "shipment"
+
+
+def _settings_out(row: OrderSettings | None) -> OrderSettingsOut:
+    if row is None:
+        return OrderSettingsOut(
+            posting_point=DEFAULT_POSTING_POINT, version=0, updated_by=None, updated_at=None
+        )
+    return OrderSettingsOut(
+        posting_point=row.posting_point,
+        version=row.version,
+        updated_by=row.updated_by,
+        updated_at=row.updated_at,
+    )
+
+
+async def _settings_row(session: AsyncSession, *, lock: bool = False) -> OrderSettings | None:
+    stmt = select(OrderSettings).execution_options(populate_existing=True)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).first()
+
+
+async def get_settings(session: AsyncSession) -> OrderSettingsOut:
+    """The tenant's order settings; the defaults (version 0) until someone sets them."""
+    return _settings_out(await _settings_row(session))
+
+
+async def update_settings(
+    session: AsyncSession, data: OrderSettingsIn, expected: int | None
+) -> OrderSettingsOut:
+    """Replace the settings; ``If-Match`` carries the version read (0 for the defaults). Orders
+    keep the posting point they were submitted with."""
+    row = await _settings_row(session, lock=True)
+    current = row.version if row is not None else 0
+    if expected is not None and expected != current:
+        raise PreconditionFailed(f"the order settings are at version {current}", code="stale_version")
+    before = None if row is None else {"posting_point": row.posting_point, "version": row.version}
+    actor = p.actor if (p := current_principal()) is not None else "system"
+    if row is None:
+        row = OrderSettings(id=new_id(), posting_point=data.posting_point, version=1, updated_by=actor)
+        session.add(row)
+    else:
+        row.posting_point = data.posting_point
+        row.version += 1
+        row.updated_by = actor
+        row.updated_at = utcnow()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent first change created the row
+        if not is_unique_violation(exc):
+            raise
+        raise PreconditionFailed(
+            "the order settings were changed concurrently", code="stale_version"
+        ) from None
+    audit.record_change(
+        session,
+        "order_settings",
+        row.id,
+        before,
+        {"posting_point": row.posting_point, "version": row.version},
+    )
+    return _settings_out(row)
 
 
 def _stock_requests(warehouse_id: UUID, quantities: Sequence[tuple[UUID, Decimal]]) -> list[StockRequest]:
@@ -453,6 +594,9 @@ def _build_lines(
             fee_offset=part.fee,
             rebate=part.rebate,
             due=ln.payable - part.fee - part.rebate,
+            special=part.special,
+            cash=part.cash,
+            credit=part.credit,
             shipped_quantity=Decimal(0),
             is_gift=False,
         )
@@ -487,6 +631,9 @@ def _build_lines(
                 fee_offset=ZERO,
                 rebate=ZERO,
                 due=ZERO,
+                special=ZERO,
+                cash=ZERO,
+                credit=ZERO,
                 shipped_quantity=Decimal(0),
                 is_gift=True,
                 gift_of=gift.promotion_id,
@@ -536,6 +683,7 @@ async def submit(
     if credit_action == "needs_approval":
         approval += [f"credit: {r}" for r in credit_reasons]
     status = order_states.submitted(needs_approval=bool(approval))
+    posting_point = (await get_settings(session)).posting_point
 
     order_id, now = new_id(), utcnow()
     reference = fund_reference(order_id)
@@ -554,6 +702,9 @@ async def submit(
         await promos.transition_coupon_code(session, UUID(coupon_id), "reserved", customer_id=customer_id)
 
     frozen = plan.total - plan.credit
+    post_now = posting_point == "approval" and status == "approved"
+    if post_now:
+        await funds.post_holds(session, reference)
     order = Order(
         id=order_id,
         number=order_number(order_id, day),
@@ -572,7 +723,11 @@ async def submit(
         cash=plan.cash,
         credit_amount=plan.credit,
         frozen_amount=frozen,
-        posted_amount=ZERO,
+        posted_amount=frozen if post_now else ZERO,
+        refunded_amount=ZERO,
+        credit_shipped=ZERO,
+        credit_returned=ZERO,
+        posting_point=posting_point,
         floor_verdict=q.floor_verdict,
         credit_action=credit_action,
         credit_reasons=credit_reasons,
@@ -679,32 +834,137 @@ async def _coupons(session: AsyncSession, order: Order, to: str) -> None:
         await promos.transition_coupon_code(session, UUID(coupon_id), to)  # type: ignore[arg-type]
 
 
-async def _release_everything(session: AsyncSession, order: Order) -> None:
-    """Void every freeze, release the stock and give the coupon codes back."""
-    await funds.void_holds(session, fund_reference(order.id))
+MONEY_PARTS = ("fee", "rebate", "special", "cash")
+"""The paying account kinds, as ``funds`` names them; a line's ``credit`` is not money."""
+
+
+def line_parts(line: OrderLine) -> dict[str, Decimal]:
+    """How ``line.payable`` is paid, by part. Lines written before the split was kept carry
+    only fees and rebate: the rest of them counts as cash."""
+    parts = {
+        "fee": line.fee_offset,
+        "rebate": line.rebate,
+        "special": line.special,
+        "cash": line.cash,
+        "credit": line.credit,
+    }
+    if sum(parts.values(), ZERO) != line.payable:
+        parts.update(special=ZERO, credit=ZERO, cash=line.payable - line.fee_offset - line.rebate)
+    return parts
+
+
+def moved_parts(line: OrderLine, done: Decimal, now: Decimal) -> dict[str, Decimal]:
+    """The parts ``now`` more units of ``line`` carry after ``done`` (``sales.share`` of each)."""
+    return {k: sales.share(v, done, now, line.quantity) for k, v in line_parts(line).items()}
+
+
+def add_parts(into: dict[str, Decimal], parts: dict[str, Decimal]) -> None:
+    for k, v in parts.items():
+        into[k] = into.get(k, ZERO) + v
+
+
+def _money(parts: dict[str, Decimal]) -> dict[str, Decimal]:
+    return {k: parts.get(k, ZERO) for k in MONEY_PARTS}
+
+
+async def _release_everything(session: AsyncSession, order: Order, action: str) -> dict[str, Any]:
+    """Before any shipment: void every freeze, refund what an approval already posted, release
+    the stock and give the coupon codes back. Returns what the history records."""
+    reference = fund_reference(order.id)
+    await funds.void_holds(session, reference)
+    moved: dict[str, Any] = {}
+    if order.posted_amount > order.refunded_amount:
+        await funds.refund(session, reference, key=f"order-{action}:{order.id}", memo=f"order {action}")
+        moved["refunded"] = str(order.posted_amount - order.refunded_amount)
+        await _set(session, order, refunded_amount=order.posted_amount)
     await inventory.release_many(session, None, stock_reference(order.id))
     await _coupons(session, order, "issued")
+    return moved
+
+
+async def _set(session: AsyncSession, order: Order, **values: Any) -> None:
+    """Write money columns the order's status move does not own (a refund, a return's credit);
+    the status and version stay as they are, so this never races an action's conditional move."""
+    await session.execute(
+        update(Order)
+        .where(Order.id == order.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    for name, value in values.items():
+        set_committed_value(order, name, value)
+
+
+async def _post_all(session: AsyncSession, order: Order) -> dict[str, Any]:
+    """Posting at approval: every freeze becomes a deduction now."""
+    await funds.post_holds(session, fund_reference(order.id))
+    return {"posted": str(order.frozen_amount)}
 
 
 async def approve(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
     order = await _visible_order(session, principal, order_id)
-    await _move(session, principal, order, "approve")
+    _legal(order, "approve")
+    checked = await _credit_at(session, order, "approval", order.credit_amount)
+    post = order.posting_point == "approval"
+    detail = {"credit": checked} if checked else {}
+    if post:
+        detail["posted"] = str(order.frozen_amount)
+    await _move(
+        session,
+        principal,
+        order,
+        "approve",
+        detail,
+        **({"posted_amount": order.frozen_amount} if post else {}),
+    )
+    if post:
+        await _post_all(session, order)
     return await _full_out(session, order)
 
 
 async def reject(session: AsyncSession, principal: Principal, order_id: UUID, reason: str | None) -> OrderOut:
     order = await _visible_order(session, principal, order_id)
     await _move(session, principal, order, "reject", {"reason": reason} if reason else None)
-    await _release_everything(session, order)
+    await _release_everything(session, order, "reject")
     return await _full_out(session, order)
 
 
 async def cancel(session: AsyncSession, principal: Principal, order_id: UUID, reason: str | None) -> OrderOut:
+    """Cancel before shipment, or close the rest after a partial shipment (module docstring)."""
     order = await _visible_order(session, principal, order_id)
     _own(principal, order)
+    if order.status == "partially_shipped":
+        return await _close(session, principal, order, reason)
     await _move(session, principal, order, "cancel", {"reason": reason} if reason else None)
-    await _release_everything(session, order)
+    await _release_everything(session, order, "cancel")
     return await _full_out(session, order)
+
+
+async def _close(session: AsyncSession, principal: Principal, order: Order, reason: str | None) -> OrderOut:
+    """Partial cancel: credit first (the status change), then money, then stock."""
+    lines = await _lines_of(session, order.id)
+    unshipped: dict[str, Decimal] = {}
+    for ln in lines:
+        add_parts(unshipped, moved_parts(ln, ln.shipped_quantity, ln.quantity - ln.shipped_quantity))
+    detail: dict[str, Any] = {"released_credit": str(order.credit_amount - order.credit_shipped)}
+    if reason:
+        detail["reason"] = reason
+    reference = fund_reference(order.id)
+    placed = sum((h.amount for h in await funds.holds_for(session, reference) if h.state == "placed"), ZERO)
+    refund = _money(unshipped) if order.posting_point == "approval" else {}
+    if placed:
+        detail["released"] = str(placed)
+    if any(refund.values()):
+        detail["refunded"] = str(sum(refund.values(), ZERO))
+    await _move(session, principal, order, "cancel", detail)
+    await funds.void_holds(session, reference)
+    if any(refund.values()):
+        await funds.refund(
+            session, reference, key=f"order-close:{order.id}", memo="order closed", by_kind=refund
+        )
+        await _set(session, order, refunded_amount=order.refunded_amount + sum(refund.values(), ZERO))
+    await inventory.release_many(session, None, stock_reference(order.id))
+    return await _full_out(session, order, lines)
 
 
 async def confirm_receipt(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
@@ -712,23 +972,6 @@ async def confirm_receipt(session: AsyncSession, principal: Principal, order_id:
     _own(principal, order)
     await _move(session, principal, order, "confirm_receipt")
     return await _full_out(session, order)
-
-
-def _shipped_value(lines: Sequence[OrderLine], shipped: dict[UUID, Decimal]) -> Decimal:
-    return sum(
-        (ln.payable * (ln.shipped_quantity + shipped.get(ln.id, Decimal(0))) / ln.quantity for ln in lines),
-        Decimal(0),
-    )
-
-
-def posting_target(
-    order: Order, lines: Sequence[OrderLine], shipped: dict[UUID, Decimal], full: bool
-) -> Decimal:
-    """What the order has deducted in all once this shipment is posted (see the module docstring)."""
-    if full or order.after_promotions <= 0:
-        return order.frozen_amount
-    target = round_money(order.frozen_amount * _shipped_value(lines, shipped) / order.after_promotions)
-    return min(target, order.frozen_amount)
 
 
 def _shipment(data: ShipmentIn, lines: Sequence[OrderLine]) -> dict[UUID, Decimal]:
@@ -765,22 +1008,45 @@ async def ship(
     lines = await _lines_of(session, order.id)
     shipped = _shipment(data, lines)
     full = all(ln.shipped_quantity + shipped.get(ln.id, Decimal(0)) == ln.quantity for ln in lines)
-    target = posting_target(order, lines, shipped, full)
-    amount = target - order.posted_amount
+    parts: dict[str, Decimal] = {}
+    for ln in lines:
+        if ln.id in shipped:
+            add_parts(parts, moved_parts(ln, ln.shipped_quantity, shipped[ln.id]))
+    checked = await _credit_at(session, order, "shipment", parts.get("credit", ZERO))
+    at_shipment = order.posting_point == "shipment"
+    post = _money(parts) if at_shipment and not full else {}
+    amount = (
+        (sum(post.values(), ZERO) if not full else order.frozen_amount - order.posted_amount)
+        if at_shipment
+        else ZERO
+    )
+    credit_shipped = order.credit_amount if full else order.credit_shipped + parts.get("credit", ZERO)
     first = order.status == "approved"
     shipment_id = new_id()
-    detail = {
+    detail: dict[str, Any] = {
         "shipment_id": str(shipment_id),
         "lines": {ln.line_id: str(shipped[ln.id]) for ln in lines if ln.id in shipped},
         "posted": str(amount),
+        "credit": str(credit_shipped - order.credit_shipped),
     }
+    if checked:
+        detail["credit_check"] = checked
     await _move(
-        session, principal, order, "ship_full" if full else "ship_partial", detail, posted_amount=target
+        session,
+        principal,
+        order,
+        "ship_full" if full else "ship_partial",
+        detail,
+        posted_amount=order.posted_amount + amount,
+        credit_shipped=credit_shipped,
     )
     # Money before stock, as at submit and cancel: one lock order, so concurrent orders of one
     # customer cannot deadlock on its account and a shared stock level.
     if amount > 0:
-        await funds.post_holds(session, fund_reference(order.id), amount)
+        if full:
+            await funds.post_holds(session, fund_reference(order.id))
+        else:
+            await funds.post_holds(session, fund_reference(order.id), by_kind=post)
     await _consume(
         session, order, [(ln.sku_id, _base(ln, shipped[ln.id])) for ln in lines if ln.id in shipped]
     )
