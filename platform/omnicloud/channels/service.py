@@ -79,10 +79,12 @@ async def dealer_scope_path(session: AsyncSession, principal: Principal) -> str 
     ``Customer.path.startswith(prefix)``."""
     if principal.customer_id is None:
         return None
-    path = await session.scalar(select(Customer.path).where(Customer.id == principal.customer_id))
-    if path is None:  # the bound customer is gone: see nothing rather than everything
+    # Through the identity map: a request that already holds the dealer's row reads nothing more,
+    # and one that does not reads the row it will most likely need next anyway.
+    customer = await session.get(Customer, (require_tenant(), principal.customer_id))
+    if customer is None:  # the bound customer is gone: see nothing rather than everything
         return OUT_OF_SCOPE
-    return path
+    return customer.path
 
 
 def subtree_ids(prefix: str) -> Select[tuple[UUID]]:

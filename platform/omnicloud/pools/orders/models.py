@@ -90,6 +90,7 @@ class Order(TenantOwned):
     credit_action: Mapped[str | None] = mapped_column(String(20))
     credit_reasons: Mapped[list[str]]
     approval_reasons: Mapped[list[str]]
+    approver_roles: Mapped[list[str]] = mapped_column(default=list)  # from the approval rules that matched
     coupon_code_ids: Mapped[list[str]]
     channel: Mapped[str | None] = mapped_column(String(40))
     idempotency_key: Mapped[str] = mapped_column(String(255))

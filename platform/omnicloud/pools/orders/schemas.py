@@ -140,6 +140,7 @@ class OrderSummary(msgspec.Struct, kw_only=True):
     credit_action: str | None
     credit_reasons: list[str]
     approval_reasons: list[str]
+    approver_roles: list[str]  # who may approve: a holder of one of these roles (empty: anyone allowed)
     coupon_code_ids: list[UUID]
     allowed_actions: list[str]
     priced_at: datetime

@@ -20,9 +20,13 @@ leaves no hold, reservation, coupon reservation, order row or audit entry behind
    the ``order.submitted`` outbox event;
 7. with the tenant's posting point ``approval`` and no approval needed, post every freeze now.
 
-Approval rule (kept simple on purpose): an order needs approval when its floor verdict or its
-credit verdict is ``needs_approval``; otherwise it is approved at submit. The reasons are kept on
-the order (``approval_reasons``).
+Approval: an order needs approval when its floor verdict or its credit verdict is
+``needs_approval``, or when an active approval rule matches it (``policies.approvals``);
+otherwise it is approved at submit. The reasons are kept on the order (``approval_reasons``),
+with the roles the matching rules name (``approver_roles``: approve needs one of them, or a
+tenant administrator). The promotions the quote applied take their budgets and per-customer
+limits at submit (``promos.consume``, a 409 ``promotion_exhausted`` refuses the order) and give
+them back when the order is rejected or cancelled before anything ships.
 
 Every later step moves the order through ``pools.order_states`` with one conditional UPDATE on
 ``(id, status, version)`` *before* it touches money or stock, so of two concurrent actions on
@@ -101,6 +105,8 @@ from omnicloud.core.tenancy import require_tenant
 from omnicloud.inventory import service as inventory
 from omnicloud.inventory.schemas import StockRequest
 from omnicloud.policies import credit
+from omnicloud.policies.approval import may_approve
+from omnicloud.policies.approvals import service as approvals
 from omnicloud.policies.promos import service as promos
 from omnicloud.policies.quotes import service as quotes
 from omnicloud.policies.quotes.schemas import PriceSource, QuoteIn, QuoteOut
@@ -180,6 +186,7 @@ def _summary_fields(o: Order) -> dict[str, Any]:
         "credit_action": o.credit_action,
         "credit_reasons": list(o.credit_reasons),
         "approval_reasons": list(o.approval_reasons),
+        "approver_roles": list(o.approver_roles),
         "coupon_code_ids": [UUID(c) for c in o.coupon_code_ids],
         "allowed_actions": order_states.allowed(o.status),  # type: ignore[arg-type]
         "priced_at": o.priced_at,
@@ -515,9 +522,17 @@ async def _settings_row(session: AsyncSession, *, lock: bool = False) -> OrderSe
     return (await session.scalars(stmt)).first()
 
 
+SETTINGS_TOPIC = "order_settings"
+
+
 async def get_settings(session: AsyncSession) -> OrderSettingsOut:
     """The tenant's order settings; the defaults (version 0) until someone sets them."""
     return _settings_out(await _settings_row(session))
+
+
+async def settings_for(session: AsyncSession, revision: revisions.Revision) -> OrderSettingsOut:
+    """The settings as of ``revision`` (the ``order_settings`` stamp), read once per revision."""
+    return await revisions.COMPILED.get(SETTINGS_TOPIC, revision, lambda: get_settings(session))
 
 
 async def update_settings(
@@ -525,6 +540,7 @@ async def update_settings(
 ) -> OrderSettingsOut:
     """Replace the settings; ``If-Match`` carries the version read (0 for the defaults). Orders
     keep the posting point they were submitted with."""
+    await revisions.bump(session, SETTINGS_TOPIC)
     row = await _settings_row(session, lock=True)
     current = row.version if row is not None else 0
     if expected is not None and expected != current:
@@ -675,17 +691,32 @@ async def submit(
         credit_preview=False,  # the order checks credit on its own plan's credit part below
     )
     _refuse_blocked_floor(q)
+    order_id, now = new_id(), utcnow()
+    if q.promotions:  # budgets and per-customer limits, taken now or the order is refused (409)
+        await promos.consume(session, customer_id=customer_id, order_id=order_id, applications=q.promotions)
     plan = await _plan(session, q, customer_id, customer.sales_org_id, day)
     credit_action, credit_reasons = await _check_credit(session, customer, plan.credit, day)
+    revs = await revisions.current(session, (SETTINGS_TOPIC, approvals.TOPIC))
+    rules = await approvals.approval_for(
+        session,
+        customer=customer,
+        channel=q.channel,
+        gross=q.totals.gross,
+        amount=q.totals.after_promotions,
+        credit_amount=plan.credit,
+        sku_ids=[ln.sku_id for ln in q.lines],
+        revision=revs[approvals.TOPIC],
+    )
     approval: list[str] = []
     if q.floor_verdict == "needs_approval":
         approval.append("a line is priced below its floor (价盘) and needs approval")
     if credit_action == "needs_approval":
         approval += [f"credit: {r}" for r in credit_reasons]
+    approval += [m.reason for m in rules]
+    approver_roles = sorted({m.approver_role for m in rules if m.approver_role})
     status = order_states.submitted(needs_approval=bool(approval))
-    posting_point = (await get_settings(session)).posting_point
+    posting_point = (await settings_for(session, revs[SETTINGS_TOPIC])).posting_point
 
-    order_id, now = new_id(), utcnow()
     reference = fund_reference(order_id)
     await funds.freeze(
         session, customer_id=customer_id, sales_org_id=customer.sales_org_id, plan=plan, reference=reference
@@ -732,6 +763,7 @@ async def submit(
         credit_action=credit_action,
         credit_reasons=credit_reasons,
         approval_reasons=approval,
+        approver_roles=approver_roles,
         coupon_code_ids=coupon_ids,
         channel=q.channel,
         idempotency_key=key,
@@ -879,6 +911,7 @@ async def _release_everything(session: AsyncSession, order: Order, action: str) 
         await _set(session, order, refunded_amount=order.posted_amount)
     await inventory.release_many(session, None, stock_reference(order.id))
     await _coupons(session, order, "issued")
+    await promos.release(session, order_id=order.id)
     return moved
 
 
@@ -904,6 +937,12 @@ async def _post_all(session: AsyncSession, order: Order) -> dict[str, Any]:
 async def approve(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
     order = await _visible_order(session, principal, order_id)
     _legal(order, "approve")
+    if not may_approve(order.approver_roles, principal.roles):
+        raise Forbidden(
+            "the approval rules that caught this order name who approves it: "
+            + ", ".join(order.approver_roles),
+            code="approver_role_required",
+        )
     checked = await _credit_at(session, order, "approval", order.credit_amount)
     post = order.posting_point == "approval"
     detail = {"credit": checked} if checked else {}
