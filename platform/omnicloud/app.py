@@ -30,6 +30,7 @@ from omnicloud.core.tenancy import current_tenant, tenant_scope
 from omnicloud.identity.api import IdentityController
 from omnicloud.operator.api import OperatorController
 from omnicloud.plugins import PluginManager
+from omnicloud.pools.rebates import job as rebate_job
 from omnicloud.settings import Settings
 
 log = logging.getLogger("omnicloud")
@@ -48,6 +49,8 @@ def _domain_routes() -> list[Any]:
     from omnicloud.policies.terms.api import ROUTES as terms
     from omnicloud.pools.funds.api import ROUTES as funds
     from omnicloud.pools.orders.api import ROUTES as orders
+    from omnicloud.pools.rebates.api import ROUTES as rebate_accruals
+    from omnicloud.pools.sales.api import ROUTES as sales
     from omnicloud.webhooks.api import ROUTES as webhooks
 
     return [
@@ -61,6 +64,8 @@ def _domain_routes() -> list[Any]:
         *quotes,
         *funds,
         *orders,
+        *rebate_accruals,
+        *sales,
         *distribution,
         *webhooks,
     ]
@@ -142,6 +147,7 @@ def create_app(
     queue = make_queue(settings, redis)
     for job_name, job in plugins.jobs.items():
         queue.register(job_name, job)
+    queue.register(rebate_job.ACCRUAL_JOB, rebate_job.accrual_job(db))
     relay = Relay(db, plugins, queue, redis, settings)
     state = State(
         {
