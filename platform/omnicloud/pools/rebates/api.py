@@ -122,6 +122,7 @@ class RebateAccrualController(Controller):
     async def settle(
         self, request: Request[Any, Any, Any], rebate_accrual_id: FromPath[UUID], session: Session
     ) -> Response[AccrualRunOut]:
+        await service.require_run(session, rebate_accrual_id)
         require_key(request)
         return await idempotent(
             request, session, lambda: service.settle(session, rebate_accrual_id), status_code=200

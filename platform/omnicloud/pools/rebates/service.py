@@ -185,6 +185,11 @@ async def _run(session: AsyncSession, run_id: UUID, *, lock: bool = False) -> Re
     return run
 
 
+async def require_run(session: AsyncSession, run_id: UUID) -> None:
+    """404 unless the run exists in this tenant (before asking the caller for anything else)."""
+    await _run(session, run_id)
+
+
 async def _lines(session: AsyncSession, run_id: UUID) -> list[RebateAccrualLine]:
     stmt = (
         select(RebateAccrualLine)

@@ -13,7 +13,7 @@ from litestar import Controller, get
 from litestar.params import FromQuery, QueryParameter
 
 from omnicloud.core.db import utcnow
-from omnicloud.core.deps import Caller, Session
+from omnicloud.core.deps import Caller, Limit, Session
 from omnicloud.core.http import requires
 from omnicloud.pools.sales import dashboard
 from omnicloud.pools.sales.schemas import DashboardOut, RankingsOut
@@ -48,7 +48,7 @@ DateTo = Annotated[
 Subtree = Annotated[
     bool, QueryParameter(name="subtree", description="With customer_id: the customer and everything under it")
 ]
-Top = Annotated[int, QueryParameter(name="limit", ge=1, le=100, description="SKUs in each list")]
+TOP_DEFAULT, TOP_MAX = 10, 100
 
 
 def _period(date_from: date | None, date_to: date | None) -> tuple[date, date]:
@@ -97,7 +97,8 @@ class SalesDashboardController(Controller):
         "/rankings",
         operation_id="getSalesRankings",
         summary="Top sellers and slow sellers (active or authorised SKUs with the least or no sales)",
-        description="Dealers see their own subtree only; a customer_id the caller may not see is a 404.",
+        description=f"`limit` SKUs in each list (default {TOP_DEFAULT}, at most {TOP_MAX}). Dealers see "
+        "their own subtree only; a customer_id the caller may not see is a 404.",
         guards=READ,
     )
     async def get_rankings(
@@ -109,7 +110,7 @@ class SalesDashboardController(Controller):
         date_to: DateTo = None,
         customer_id: FromQuery[UUID | None] = None,
         subtree: Subtree = False,
-        limit: Top = 10,
+        limit: Limit = None,
     ) -> RankingsOut:
         start, end = _period(date_from, date_to)
         return await dashboard.rankings(
@@ -120,7 +121,7 @@ class SalesDashboardController(Controller):
             end=end,
             customer_id=customer_id,
             subtree=subtree,
-            limit=limit,
+            limit=min(limit or TOP_DEFAULT, TOP_MAX),
         )
 
 
