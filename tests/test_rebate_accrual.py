@@ -517,3 +517,17 @@ async def test_illegal_moves_are_409s_that_change_nothing(client, app, tenant_a)
         json={"amount": "1.00", "reason": "x"},
     )
     assert r.status_code == 404
+
+
+async def test_a_policy_that_became_uncomputable_fails_the_run_with_the_reason(client, app, tenant_a):
+    t = tenant_a
+    p = await policy(client, t)
+    r = await request(client, t, p["id"], THIS_MONTH)
+    run_id = r.json()["id"]
+    changed = await client.patch(
+        f"{API}/rebate-policies/{p['id']}", headers={**t.auth, "If-Match": '"1"'}, json={"basis": "paid"}
+    )
+    assert changed.status_code == 200, changed.text
+    assert await compute(app, t, run_id)
+    out = await run(client, t, run_id)
+    assert out["state"] == "discarded" and "basis 'paid'" in out["error"] and out["lines"] == []

@@ -50,7 +50,7 @@ from omnicloud.catalog import service as catalog
 from omnicloud.channels import service as channels
 from omnicloud.core import audit, events
 from omnicloud.core.db import Money, utcnow
-from omnicloud.core.errors import Conflict, NotFound, invalid
+from omnicloud.core.errors import Conflict, NotFound, Problem, invalid
 from omnicloud.core.ids import new_id
 from omnicloud.core.money import round_money
 from omnicloud.core.paging import paged_query, split_page
@@ -177,11 +177,11 @@ def run_out(run: RebateAccrualRun, lines: Sequence[RebateAccrualLine] | None = N
 async def _run(session: AsyncSession, run_id: UUID, *, lock: bool = False) -> RebateAccrualRun:
     """The run, locked until the transaction ends when ``lock`` (PostgreSQL; SQLite writers are
     serialised by its write lock), so two actions on one run happen one after the other."""
-    run = await session.get(RebateAccrualRun, (require_tenant(), run_id), with_for_update=lock or None)
+    run = await session.get(
+        RebateAccrualRun, (require_tenant(), run_id), with_for_update=lock or None, populate_existing=lock
+    )
     if run is None:
         raise NotFound("no such rebate accrual run")
-    if lock:
-        await session.refresh(run)
     return run
 
 
@@ -494,11 +494,8 @@ async def compute_run(session: AsyncSession, run_id: UUID) -> bool:
     try:
         await _check_policy(session, policy, run.period_start, run.period_end)
         computed = await compute_lines(session, policy, run.period_start, run.period_end)
-    except Exception as exc:
-        detail = getattr(exc, "detail", None)
-        if detail is None:
-            raise
-        run.error = str(detail)[:400]
+    except Problem as exc:
+        run.error = exc.detail[:400]
         _move(run, "fail")
         await session.flush()
         audit.record_change(session, "rebate_accrual_run", run.id, before, audit.snapshot(run, RUN_FIELDS))
