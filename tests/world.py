@@ -150,6 +150,7 @@ async def build_world(client: httpx.AsyncClient, t: TenantHandle, app: Any = Non
         world_orders,
         world_prices,
         world_promos,
+        world_rebates,
         world_terms,
     )
 
@@ -161,6 +162,7 @@ async def build_world(client: httpx.AsyncClient, t: TenantHandle, app: Any = Non
         world_distribution,
         world_orders,
         world_approvals,
+        world_rebates,
     ):
         await part.build(client, t, w)
     return w

@@ -30,6 +30,7 @@ from omnicloud.core.tenancy import current_tenant, tenant_scope
 from omnicloud.identity.api import IdentityController
 from omnicloud.operator.api import OperatorController
 from omnicloud.plugins import PluginManager
+from omnicloud.pools.rebates import job as rebate_job
 from omnicloud.settings import Settings
 
 log = logging.getLogger("omnicloud")
@@ -50,6 +51,8 @@ def _domain_routes() -> list[Any]:
     from omnicloud.pools.assets.api import ROUTES as assets
     from omnicloud.pools.funds.api import ROUTES as funds
     from omnicloud.pools.orders.api import ROUTES as orders
+    from omnicloud.pools.rebates.api import ROUTES as rebate_accruals
+    from omnicloud.pools.sales.api import ROUTES as sales
     from omnicloud.webhooks.api import ROUTES as webhooks
 
     return [
@@ -65,6 +68,8 @@ def _domain_routes() -> list[Any]:
         *funds,
         *assets,
         *orders,
+        *rebate_accruals,
+        *sales,
         *distribution,
         *webhooks,
     ]
@@ -146,6 +151,7 @@ def create_app(
     queue = make_queue(settings, redis)
     for job_name, job in plugins.jobs.items():
         queue.register(job_name, job)
+    queue.register(rebate_job.ACCRUAL_JOB, rebate_job.accrual_job(db))
     relay = Relay(db, plugins, queue, redis, settings)
     state = State(
         {

@@ -13,6 +13,7 @@ from omnicloud.policies.promos import models as promos
 from omnicloud.policies.terms import models as terms
 from omnicloud.pools.funds import models as funds
 from omnicloud.pools.orders import models as orders
+from omnicloud.pools.rebates import models as rebate_accruals
 from omnicloud.pools.sales import models as sales
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "orders",
     "prices",
     "promos",
+    "rebate_accruals",
     "sales",
     "terms",
 ]

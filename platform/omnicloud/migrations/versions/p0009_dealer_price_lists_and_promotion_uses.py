@@ -1,7 +1,7 @@
 """dealer price lists and promotion uses
 
 Revision ID: p0009
-Revises: p0006
+Revises: p0008
 Create Date: 2026-11-29 15:34:25.350575
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from omnicloud.migrations.rls import enable_row_level_security
 
 revision: str = "p0009"
-down_revision: str | Sequence[str] | None = "p0006"
+down_revision: str | Sequence[str] | None = "p0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
