@@ -47,6 +47,7 @@ def _domain_routes() -> list[Any]:
     from omnicloud.policies.quotes.api import ROUTES as quotes
     from omnicloud.policies.terms.api import ROUTES as terms
     from omnicloud.pools.funds.api import ROUTES as funds
+    from omnicloud.pools.invoices.api import ROUTES as invoices
     from omnicloud.pools.orders.api import ROUTES as orders
     from omnicloud.webhooks.api import ROUTES as webhooks
 
@@ -61,6 +62,7 @@ def _domain_routes() -> list[Any]:
         *quotes,
         *funds,
         *orders,
+        *invoices,
         *distribution,
         *webhooks,
     ]

@@ -44,6 +44,10 @@ CORE_PERMISSIONS: dict[str, str] = {
     "orders:write": "Submit, cancel and confirm receipt of orders (a dealer: its own)",
     "orders:approve": "Approve or reject orders waiting for approval",
     "orders:ship": "Ship orders from the brand's warehouses",
+    "invoices:read": "Read invoice requests, invoices and receivables (a dealer: its own subtree's)",
+    "invoices:write": "Request invoices, cancel own requests and pay receivables (a dealer: its own)",
+    "invoices:approve": "Approve or reject invoice requests",
+    "invoices:issue": "Issue invoices and maintain the invoice settings",
 }
 
 _READ_MASTER = ["catalog:read", "regions:read", "customers:read", "stock:read"]
@@ -78,6 +82,9 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "orders:read",
             "orders:write",
             "orders:approve",
+            "invoices:read",
+            "invoices:write",
+            "invoices:approve",
         ],
     ),
     "sales_rep": ("Sales representative", [*_READ_MASTER, "prices:read", "promotions:read", "quotes:create"]),
@@ -97,6 +104,10 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "funds:remit",
             "orders:read",
             "orders:approve",
+            "invoices:read",
+            "invoices:write",
+            "invoices:approve",
+            "invoices:issue",
         ],
     ),
     "warehouse": (
@@ -116,6 +127,7 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "audit:read",
             "webhooks:read",
             "orders:read",
+            "invoices:read",
         ],
     ),
     "dealer": (
@@ -131,6 +143,8 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "distribution:read",
             "orders:read",
             "orders:write",
+            "invoices:read",
+            "invoices:write",
         ],
     ),
 }

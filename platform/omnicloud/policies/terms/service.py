@@ -990,9 +990,14 @@ async def open_receivables(
     session: AsyncSession, customer_id: UUID, grace_days: int
 ) -> tuple[credit.Receivable, ...]:
     """The customer's unpaid receivables with due dates, for the overdue check (grace days from
-    its credit profile). Receivables come with the order pool (a later issue); until then there
-    are none."""
-    return ()
+    its credit profile). They live in the invoice pool (an issued invoice's credit part), which
+    depends on this module, so it is imported here, when the first check runs."""
+    from omnicloud.pools.invoices import service as invoices
+
+    return tuple(
+        credit.Receivable(id=str(receivable_id), amount=outstanding, due_date=due, grace_days=grace_days)
+        for receivable_id, outstanding, due in await invoices.unpaid_receivables(session, customer_id)
+    )
 
 
 async def credit_preview(
