@@ -141,8 +141,24 @@ async def build_world(client: httpx.AsyncClient, t: TenantHandle, app: Any = Non
         await app.state.relay.relay_tenant(UUID(t.id))
         r = await client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=t.auth)
         ids["delivery_id"] = r.json()["items"][0]["id"]
-    from tests import world_distribution, world_funds, world_orders, world_prices, world_promos, world_terms
+    from tests import (
+        world_distribution,
+        world_funds,
+        world_invoices,
+        world_orders,
+        world_prices,
+        world_promos,
+        world_terms,
+    )
 
-    for part in (world_prices, world_promos, world_terms, world_funds, world_distribution, world_orders):
+    for part in (
+        world_prices,
+        world_promos,
+        world_terms,
+        world_funds,
+        world_distribution,
+        world_orders,
+        world_invoices,
+    ):
         await part.build(client, t, w)
     return w

@@ -293,8 +293,7 @@ class ReceivableController(Controller):
         session: Session,
         principal: Caller,
     ) -> Response[ReceivableOut]:
-        require_key(request)
-        key = request.headers[IDEMPOTENCY_HEADER]
+        key = request.headers.get(IDEMPOTENCY_HEADER)
         return await idempotent(
             request, session, lambda: service.pay_receivable(session, principal, receivable_id, data, key=key)
         )

@@ -65,6 +65,7 @@ from omnicloud.core.errors import (
     Forbidden,
     NotFound,
     PreconditionFailed,
+    PreconditionRequired,
     Unprocessable,
     field_error,
     invalid,
@@ -818,11 +819,16 @@ async def list_receivables(
 
 
 async def pay_receivable(
-    session: AsyncSession, principal: Principal, receivable_id: UUID, data: PaymentIn, *, key: str
+    session: AsyncSession, principal: Principal, receivable_id: UUID, data: PaymentIn, *, key: str | None
 ) -> ReceivableOut:
-    """Pay part or all of what is outstanding from the customer's cash (see the module docstring)."""
+    """Pay part or all of what is outstanding from the customer's cash (see the module docstring);
+    ``key`` is the request's Idempotency-Key, which a payment needs (428 without one)."""
     rec = await _visible_receivable(session, principal, receivable_id)
     _own(principal, rec.customer_id, "receivables")
+    if key is None:
+        raise PreconditionRequired(
+            "send an Idempotency-Key: a payment moves money", code="idempotency_key_required"
+        )
     amount, now = data.amount, utcnow()
     settled = _cents(Receivable.paid_amount + amount)
     result = await session.execute(
