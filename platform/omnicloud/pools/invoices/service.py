@@ -907,17 +907,19 @@ async def unpaid_receivables(session: AsyncSession, customer_id: UUID) -> list[t
 
 async def _invoice_exposure(session: AsyncSession, customer_id: UUID) -> credit.ExposureInputs:
     """What the invoice pool adds to a customer's exposure (see the module docstring)."""
-    unpaid = await session.scalar(
-        select(func.coalesce(func.sum(Receivable.amount - Receivable.paid_amount), 0)).where(
-            Receivable.customer_id == customer_id, Receivable.status == "open"
-        )
+    unpaid = (
+        select(func.coalesce(func.sum(Receivable.amount - Receivable.paid_amount), 0))
+        .where(Receivable.customer_id == customer_id, Receivable.status == "open")
+        .scalar_subquery()
     )
-    invoiced = await session.scalar(
-        select(func.coalesce(func.sum(InvoiceRequest.credit_amount), 0)).where(
-            InvoiceRequest.customer_id == customer_id, InvoiceRequest.status == "issued"
+    row = (
+        await session.execute(
+            select(func.coalesce(func.sum(InvoiceRequest.credit_amount), 0), unpaid).where(
+                InvoiceRequest.customer_id == customer_id, InvoiceRequest.status == "issued"
+            )
         )
-    )
-    return credit.ExposureInputs(receivables=_money(unpaid), shipped_not_invoiced=-_money(invoiced))
+    ).one()
+    return credit.ExposureInputs(receivables=_money(row[1]), shipped_not_invoiced=-_money(row[0]))
 
 
 terms.add_exposure_source(_invoice_exposure)
