@@ -28,6 +28,7 @@ from omnicloud.pools.rebates.job import ACCRUAL_JOB
 from omnicloud.pools.sales import service as sales
 from tests.fixtures import TenantHandle
 from tests.test_funds_api import API, assert_ledger_balanced, fund_cash, keyed, post, tx
+from tests.test_invoices_api import issued, requested
 from tests.test_orders_api import Shop, basket, ship, shop, submitted
 
 TODAY = utcnow().date()
@@ -438,8 +439,8 @@ async def test_a_policy_that_cannot_accrue_is_a_422_that_creates_nothing(client,
     assert r.status_code == 422 and r.json()["code"] == "policy_misconfigured"
     assert "target" in r.json()["detail"]
 
-    invoiced = await policy(client, t, basis="invoiced")
-    r = await request(client, t, invoiced["id"], THIS_MONTH)
+    paid = await policy(client, t, basis="paid")  # no pool registers the paid basis yet
+    r = await request(client, t, paid["id"], THIS_MONTH)
     assert r.status_code == 422 and r.json()["code"] == "basis_unavailable"
 
     monthly = await policy(client, t)
@@ -471,17 +472,30 @@ async def test_a_registered_basis_source_is_used(client, app, tenant_a):
     s = await shop(client, t)
     sku, d1 = UUID(s.skus[0]), UUID(s.d.ids["D1"])
 
-    async def invoiced(session: Any, start: date, end: date) -> list[tuple[UUID, UUID, D]]:
+    async def paid(session: Any, start: date, end: date) -> list[tuple[UUID, UUID, D]]:
         assert (start, end) == THIS_MONTH
         return [(d1, sku, D("1250.00"))]
 
-    accruals.add_basis_source("invoiced", invoiced)
+    accruals.add_basis_source("paid", paid)
     try:
-        r = await accrue(client, app, t, (await policy(client, t, basis="invoiced"))["id"])
+        r = await accrue(client, app, t, (await policy(client, t, basis="paid"))["id"])
     finally:
-        accruals._BASIS_SOURCES.pop("invoiced")
-    assert r["basis"] == "invoiced"
+        accruals._BASIS_SOURCES.pop("paid")
+    assert r["basis"] == "paid"
     assert D(line_of(r, s.d.ids["D1"])["accrual"]) == D("62.50")  # 125 %: 5 %
+
+
+async def test_the_invoiced_basis_counts_what_was_invoiced(client, app, tenant_a):
+    """Shipped 1,100 but invoiced 600 of it this month: the invoiced basis achieves 600."""
+    t = tenant_a
+    s = await shop(client, t)
+    order = await shipped(client, s, "D1", "100", "10")
+    first = next(ln for ln in order["lines"] if ln["line_id"] == "1")
+    req = await requested(client, s.d.keys["D1"], [(first["id"], "60")])
+    await issued(client, t, req["id"], f"INV-{uuid4().hex[:8]}")
+    r = await accrue(client, app, t, (await policy(client, t, basis="invoiced"))["id"])
+    line = line_of(r, s.d.ids["D1"])
+    assert D(line["achieved_amount"]) == D("600.00")
 
 
 async def test_illegal_moves_are_409s_that_change_nothing(client, app, tenant_a):

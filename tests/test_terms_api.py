@@ -357,7 +357,8 @@ async def test_credit_preview_reads_profile_and_lines_in_one_statement(client, a
         finally:
             event.remove(engine, "before_cursor_execute", count)
     assert verdict is not None and verdict.credit_line == D(13)
-    assert len(statements) == 1 + len(terms._EXPOSURE_SOURCES), statements
+    # the profile with its lines, one read per exposure source, and the open receivables
+    assert len(statements) == 2 + len(terms._EXPOSURE_SOURCES), statements
     assert terms._EXPOSURE_SOURCES, "the order pool adds open orders to the exposure"
 
 

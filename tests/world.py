@@ -147,6 +147,7 @@ async def build_world(client: httpx.AsyncClient, t: TenantHandle, app: Any = Non
         world_approvals,
         world_distribution,
         world_funds,
+        world_invoices,
         world_orders,
         world_prices,
         world_promos,
@@ -163,6 +164,7 @@ async def build_world(client: httpx.AsyncClient, t: TenantHandle, app: Any = Non
         world_orders,
         world_approvals,
         world_rebates,
+        world_invoices,
     ):
         await part.build(client, t, w)
     return w

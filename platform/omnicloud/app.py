@@ -50,6 +50,7 @@ def _domain_routes() -> list[Any]:
     from omnicloud.policies.terms.api import ROUTES as terms
     from omnicloud.pools.assets.api import ROUTES as assets
     from omnicloud.pools.funds.api import ROUTES as funds
+    from omnicloud.pools.invoices.api import ROUTES as invoices
     from omnicloud.pools.orders.api import ROUTES as orders
     from omnicloud.pools.rebates.api import ROUTES as rebate_accruals
     from omnicloud.pools.sales.api import ROUTES as sales
@@ -70,6 +71,7 @@ def _domain_routes() -> list[Any]:
         *orders,
         *rebate_accruals,
         *sales,
+        *invoices,
         *distribution,
         *webhooks,
     ]

@@ -12,6 +12,7 @@ from omnicloud.policies.prices import models as prices
 from omnicloud.policies.promos import models as promos
 from omnicloud.policies.terms import models as terms
 from omnicloud.pools.funds import models as funds
+from omnicloud.pools.invoices import models as invoices
 from omnicloud.pools.orders import models as orders
 from omnicloud.pools.rebates import models as rebate_accruals
 from omnicloud.pools.sales import models as sales
@@ -25,6 +26,7 @@ __all__ = [
     "funds",
     "identity",
     "inventory",
+    "invoices",
     "operator",
     "orders",
     "prices",

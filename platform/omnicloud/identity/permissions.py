@@ -51,6 +51,10 @@ CORE_PERMISSIONS: dict[str, str] = {
     "orders:configure": "Change the order settings (when frozen money is posted)",
     "approvals:read": "Read order approval rules and try them on an order",
     "approvals:write": "Maintain order approval rules",
+    "invoices:read": "Read invoice requests, invoices and receivables (a dealer: its own subtree's)",
+    "invoices:write": "Request invoices, cancel own requests and pay receivables (a dealer: its own)",
+    "invoices:approve": "Approve or reject invoice requests",
+    "invoices:issue": "Issue invoices and maintain the invoice settings",
 }
 
 _READ_MASTER = ["catalog:read", "regions:read", "customers:read", "stock:read"]
@@ -88,6 +92,9 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "orders:approve",
             "approvals:write",
             "dashboard:read",
+            "invoices:read",
+            "invoices:write",
+            "invoices:approve",
         ],
     ),
     "sales_rep": ("Sales representative", [*_READ_MASTER, "prices:read", "promotions:read", "quotes:create"]),
@@ -111,6 +118,10 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "orders:read",
             "orders:approve",
             "orders:configure",
+            "invoices:read",
+            "invoices:write",
+            "invoices:approve",
+            "invoices:issue",
         ],
     ),
     "warehouse": (
@@ -131,6 +142,7 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "webhooks:read",
             "orders:read",
             "dashboard:read",
+            "invoices:read",
         ],
     ),
     "dealer": (
@@ -148,6 +160,8 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "orders:write",
             "prices:own",
             "dashboard:read",
+            "invoices:read",
+            "invoices:write",
         ],
     ),
 }

@@ -1,7 +1,7 @@
 """rebate accrual runs and lines
 
 Revision ID: p0008
-Revises: p0006
+Revises: p0007
 Create Date: 2026-11-29 15:37:36.476703
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from omnicloud.migrations.rls import enable_row_level_security
 
 revision: str = "p0008"
-down_revision: str | Sequence[str] | None = "p0006"
+down_revision: str | Sequence[str] | None = "p0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -975,8 +975,8 @@ def add_exposure_source(source: ExposureSource) -> None:
 
 async def exposure_inputs(session: AsyncSession, customer_id: UUID) -> credit.ExposureInputs:
     """The customer's credit exposure: open orders, shipped-not-invoiced, receivables and unapplied
-    prepayments, summed over the registered document pools (orders so far; invoices and
-    receivables come with the invoice pool)."""
+    prepayments, summed over the registered document pools (the order pool reports open orders
+    and shipped-not-invoiced, the invoice pool moves invoiced credit to receivables)."""
     parts = [await source(session, customer_id) for source in _EXPOSURE_SOURCES]
     return credit.ExposureInputs(
         open_orders=sum((p.open_orders for p in parts), Decimal(0)),
@@ -990,9 +990,14 @@ async def open_receivables(
     session: AsyncSession, customer_id: UUID, grace_days: int
 ) -> tuple[credit.Receivable, ...]:
     """The customer's unpaid receivables with due dates, for the overdue check (grace days from
-    its credit profile). Receivables come with the order pool (a later issue); until then there
-    are none."""
-    return ()
+    its credit profile). They live in the invoice pool (an issued invoice's credit part), which
+    depends on this module, so it is imported here, when the first check runs."""
+    from omnicloud.pools.invoices import service as invoices
+
+    return tuple(
+        credit.Receivable(id=str(receivable_id), amount=outstanding, due_date=due, grace_days=grace_days)
+        for receivable_id, outstanding, due in await invoices.unpaid_receivables(session, customer_id)
+    )
 
 
 async def credit_preview(
