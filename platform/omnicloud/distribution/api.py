@@ -17,7 +17,8 @@ from omnicloud.catalog.api import with_etag
 from omnicloud.core.db import utcnow
 from omnicloud.core.deps import Caller, Cursor, Limit, Session, page_limit
 from omnicloud.core.http import idempotent, if_match, requires
-from omnicloud.distribution import service
+from omnicloud.distribution import availability, service
+from omnicloud.distribution.availability import AvailabilityOut
 from omnicloud.distribution.schemas import (
     ApplicationState,
     ApprovalIn,
@@ -288,6 +289,28 @@ class AuthorizedSkuController(Controller):
             session, customer_id, principal, cursor, page_limit(state, limit), on or utcnow().date()
         )
         return AuthorizedSkuPage(items=items, next_cursor=nxt)
+
+    @get(
+        "/{customer_id:uuid}/available-stock",
+        operation_id="getAvailableStock",
+        summary="For the SKUs asked (sku_id, repeated, at most 100): may the customer buy them, and how "
+        "much each brand warehouse has available",
+        description="Available is on hand − reserved over lots that have not expired, in the brand's "
+        "active warehouses (orders ship from those). A SKU the customer may not buy shows "
+        "`authorized: false` and no stock. A dealer asks for its own subtree only.",
+        guards=[requires("stock:read")],
+    )
+    async def available_stock(
+        self,
+        customer_id: FromPath[UUID],
+        session: Session,
+        principal: Caller,
+        sku_ids: Annotated[list[UUID] | None, QueryParameter(name="sku_id")] = None,
+        on: FromQuery[date | None] = None,
+    ) -> AvailabilityOut:
+        return await availability.available_stock(
+            session, principal, customer_id, sku_ids or [], on or utcnow().date()
+        )
 
 
 class SupplyRelationController(Controller):

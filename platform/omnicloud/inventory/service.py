@@ -1045,10 +1045,15 @@ async def _lock_candidates(session: AsyncSession, requests: Sequence[StockReques
 
 
 def _allocate(
-    requests: Sequence[StockRequest], quantities: Sequence[Decimal], levels: Sequence[Candidate]
+    requests: Sequence[StockRequest],
+    quantities: Sequence[Decimal],
+    levels: Sequence[Candidate],
+    today: date | None = None,
 ) -> tuple[list[_Take], tuple[int, Decimal] | None]:
     """Takes for every request, in request order; or the first request that stock cannot
-    cover, with what was left for it."""
+    cover, with what was left for it. A request without a lot number never takes a lot that
+    expired before ``today``; one that names its lot takes that lot whatever its expiry."""
+    today = today or utcnow().date()
     groups: dict[tuple[UUID, UUID], list[Candidate]] = {}
     for level in levels:
         groups.setdefault((level.warehouse_id, level.sku_id), []).append(level)
@@ -1059,6 +1064,8 @@ def _allocate(
         group = groups.get((request.warehouse_id, request.sku_id), [])
         if request.lot_no is not None:
             group = [c for c in group if c.lot_no == request.lot_no]
+        else:
+            group = [c for c in group if c.expiry_date is None or c.expiry_date >= today]
         available = sum((c.available for c in group), ZERO)
         if available < wanted:
             return takes, (index, available)
