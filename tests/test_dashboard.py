@@ -247,3 +247,13 @@ async def test_every_dimension_adds_up_to_the_total(client, app, facts):
     d1 = await figures(client, s.d.keys["D1"], **span)
     own = sum((-1 if r else 1) * u * 10 for b, _, _, u, r in facts if b in ("D1", "D1a"))
     assert D(d1["total"]["amount"]) == own
+
+
+async def test_a_period_ending_on_the_last_representable_day_is_answered(client, tenant_a):
+    for path in ("/sales/dashboard", "/sales/rankings"):
+        r = await client.get(
+            f"/api/v1{path}",
+            headers=tenant_a.auth,
+            params={"measure": "ordered", "from": "9999-12-01", "to": "9999-12-31"},
+        )
+        assert r.status_code == 200, (path, r.text)

@@ -628,35 +628,35 @@ async def _credit_terms(
 
 
 async def _credit_shares(session: AsyncSession, lines: Sequence[InvoiceRequestLine]) -> None:
-    """Set each line's ``credit_amount``: per order, its credit share of the amount invoiced,
-    cumulative over the order's issued invoices (the orders stay locked while this counts)."""
+    """Set each line's ``credit_amount``: its order line's credit part (what the payment plan
+    left on credit for that line) shared over the line's ``due`` by the amounts invoiced,
+    cumulative over the line's issued invoices, so a line paid in full by cash or special funds
+    opens no receivable. The orders stay locked while this counts."""
     order_ids = sorted({ln.order_id for ln in lines})
-    orders = {
-        o.id: o
-        for o in await session.scalars(
-            select(Order)
-            .where(Order.id.in_(order_ids))
-            .order_by(Order.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+    await session.execute(
+        select(Order.id).where(Order.id.in_(order_ids)).order_by(Order.id).with_for_update()
+    )
+    line_ids = sorted({ln.order_line_id for ln in lines})
+    order_lines = {
+        ol.id: ol
+        for ol in await session.scalars(
+            select(OrderLine).where(OrderLine.id.in_(line_ids)).execution_options(populate_existing=True)
         )
     }
     rows = await session.execute(
-        select(InvoiceRequestLine.order_id, func.sum(InvoiceRequestLine.amount))
+        select(InvoiceRequestLine.order_line_id, func.sum(InvoiceRequestLine.amount))
         .join(
             InvoiceRequest,
             _on(InvoiceRequest, InvoiceRequestLine, InvoiceRequest.id, InvoiceRequestLine.request_id),
         )
-        .where(InvoiceRequestLine.order_id.in_(order_ids), InvoiceRequest.status == "issued")
-        .group_by(InvoiceRequestLine.order_id)
+        .where(InvoiceRequestLine.order_line_id.in_(line_ids), InvoiceRequest.status == "issued")
+        .group_by(InvoiceRequestLine.order_line_id)
     )
-    invoiced: dict[UUID, Decimal] = defaultdict(lambda: ZERO, {oid: _money(total) for oid, total in rows})
+    invoiced: dict[UUID, Decimal] = defaultdict(lambda: ZERO, {lid: _money(total) for lid, total in rows})
     for ln in lines:
-        order = orders[ln.order_id]
-        ln.credit_amount = engine.credit_part(
-            order.credit_amount, order.due, invoiced[ln.order_id], ln.amount
-        )
-        invoiced[ln.order_id] += ln.amount
+        ol = order_lines[ln.order_line_id]
+        ln.credit_amount = engine.credit_part(ol.credit, ol.due, invoiced[ln.order_line_id], ln.amount)
+        invoiced[ln.order_line_id] += ln.amount
 
 
 async def issue(
@@ -907,17 +907,35 @@ async def unpaid_receivables(session: AsyncSession, customer_id: UUID) -> list[t
 
 
 async def _invoice_exposure(session: AsyncSession, customer_id: UUID) -> credit.ExposureInputs:
-    """What the invoice pool adds to a customer's exposure (see the module docstring)."""
+    """What the invoice pool adds to a customer's exposure (see the module docstring): the unpaid
+    receivables, and minus the credit part invoiced, per order never more than the order still
+    counts as shipped on credit (goods returned after they were invoiced must not take the
+    exposure below zero)."""
     unpaid = (
         select(func.coalesce(func.sum(Receivable.amount - Receivable.paid_amount), 0))
         .where(Receivable.customer_id == customer_id, Receivable.status == "open")
         .scalar_subquery()
     )
+    per_order = (
+        select(
+            InvoiceRequestLine.order_id.label("order_id"),
+            func.sum(InvoiceRequestLine.credit_amount).label("c"),
+        )
+        .join(
+            InvoiceRequest,
+            _on(InvoiceRequest, InvoiceRequestLine, InvoiceRequest.id, InvoiceRequestLine.request_id),
+        )
+        .where(InvoiceRequest.customer_id == customer_id, InvoiceRequest.status == "issued")
+        .group_by(InvoiceRequestLine.order_id)
+        .subquery()
+    )
+    still_shipped = Order.credit_shipped - Order.credit_returned
+    moved = case((per_order.c.c > still_shipped, still_shipped), else_=per_order.c.c)
     row = (
         await session.execute(
-            select(func.coalesce(func.sum(InvoiceRequest.credit_amount), 0), unpaid).where(
-                InvoiceRequest.customer_id == customer_id, InvoiceRequest.status == "issued"
-            )
+            select(func.coalesce(func.sum(moved), 0), unpaid)
+            .select_from(per_order)
+            .join(Order, and_(Order.tenant_id == require_tenant(), Order.id == per_order.c.order_id))
         )
     ).one()
     return credit.ExposureInputs(receivables=_money(row[1]), shipped_not_invoiced=-_money(row[0]))

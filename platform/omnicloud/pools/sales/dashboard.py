@@ -24,7 +24,7 @@ everything under it. A customer the caller may not see is a 404.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -92,12 +92,12 @@ class Source:
 def _source(measure: str, start: date, end: date) -> Source:
     if measure == "ordered":
         since = datetime.combine(start, time.min, UTC)
-        until = datetime.combine(end + timedelta(days=1), time.min, UTC)
+        until = datetime.combine(end, time.max, UTC)  # the whole last day, even on date.max
         stmt = (
             select()
             .select_from(OrderLine)
             .join(Order, and_(Order.tenant_id == OrderLine.tenant_id, Order.id == OrderLine.order_id))
-            .where(Order.status.notin_(NOT_TRADING), Order.created_at >= since, Order.created_at < until)
+            .where(Order.status.notin_(NOT_TRADING), Order.created_at >= since, Order.created_at <= until)
         )
         return Source(
             stmt,

@@ -1,0 +1,68 @@
+"""An invoice's credit part is its own lines' credit, and exposure never goes below zero when
+invoiced goods come back (found by review)."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from uuid import UUID, uuid4
+
+from omnicloud.policies import credit
+from omnicloud.policies.terms import service as terms
+from tests.test_funds_api import API, fund_cash, keyed, post, tx
+from tests.test_invoices_api import credit_profile, issued, pay, requested
+from tests.test_orders_api import basket, ship, shop, submitted
+from tests.test_orders_returns import decide, filed, receive
+
+
+async def test_invoicing_a_line_paid_by_special_funds_opens_no_receivable(client, app, tenant_a):
+    t = tenant_a
+    s = await shop(client, t, skus=2)
+    d1 = s.d.ids["D1"]
+    await credit_profile(client, t, d1, "1000.00")
+    special = await post(
+        client,
+        t.auth,
+        "/fund-accounts",
+        {"customer_id": d1, "name": "S0 subsidy", "scope": {"sku_ids": [s.skus[0]]}},
+    )
+    r = await client.post(
+        f"{API}/fund-adjustments",
+        headers=keyed(t.auth, str(uuid4())),
+        json={"fund_account_id": special["id"], "amount": "100.00", "reason": "subsidy"},
+    )
+    assert r.status_code in (200, 201), r.text
+    o = await submitted(client, s.d.keys["D1"], basket(s, "10", "10"))
+    l1, l2 = o["lines"]
+    assert (D(l1["special"]), D(l1["credit"])) == (100, 0)
+    assert (D(l2["special"]), D(l2["credit"])) == (0, 100)
+    assert (await ship(client, t.auth, o["id"], l1="10", l2="10")).status_code == 201
+
+    inv = await issued(
+        client, t, (await requested(client, s.d.keys["D1"], [(l1["id"], "10")]))["id"], "INV-S-1"
+    )
+    assert D(inv["invoice"]["credit_amount"]) == 0  # line 1 owed nothing on credit
+    inv = await issued(
+        client, t, (await requested(client, s.d.keys["D1"], [(l2["id"], "10")]))["id"], "INV-S-2"
+    )
+    assert D(inv["invoice"]["credit_amount"]) == 100
+
+
+async def test_exposure_never_goes_below_zero_when_invoiced_goods_come_back(client, app, tenant_a):
+    t = tenant_a
+    s = await shop(client, t, skus=1)
+    d1 = s.d.ids["D1"]
+    await credit_profile(client, t, d1, "100.00")
+    o = await submitted(client, s.d.keys["D1"], basket(s, "10"))  # 100 on credit
+    assert (await ship(client, t.auth, o["id"], l1="10")).status_code == 201
+    inv = await issued(
+        client, t, (await requested(client, s.d.keys["D1"], [(o["lines"][0]["id"], "10")]))["id"], "N-1"
+    )
+    await fund_cash(client, t, d1, "100.00", "PAYREC")
+    r = await pay(client, s.d.keys["D1"], inv["invoice"]["receivable_id"], "100.00")
+    assert r.status_code in (200, 201), r.text
+    ret = await filed(client, s.d.keys["D1"], o["id"], l1="10")
+    assert (await decide(client, t.auth, ret["id"], "approve")).status_code == 200
+    assert (await receive(client, t.auth, ret["id"], s.warehouse_id)).status_code == 200
+    async with tx(app, t) as db:
+        e = await terms.exposure_inputs(db, UUID(d1))
+    assert credit.exposure(e) == 0 and e.shipped_not_invoiced == 0 and e.receivables == 0, e
