@@ -370,3 +370,17 @@ async def test_dealer_books_compile_per_owner(app: Any, brand: Brand) -> None:
         async with app.state.db.transaction() as s:
             book = await prices.price_book(s, stamp_after)
     assert list(book.list_codes.values()) == ["BRAND"]
+
+
+async def test_list_codes_are_unique_per_owner_so_they_cannot_be_probed(client, brand):
+    """Reading another dealer's list is a 404, and trying its code reveals nothing either: codes
+    are unique per owner (the brand's lists, each dealer's own)."""
+    b = brand
+    secret = await dealer_list(b, "L1B", "L1B-SECRET-VIP")
+    l1 = bearer(key(b, "L1"))
+    assert (await client.get(f"/api/v1/price-lists/{secret}", headers=l1)).status_code == 404
+    body = {"code": "L1B-SECRET-VIP", "name": "Mine", "step": "base"}
+    r = await client.post("/api/v1/price-lists", headers=l1, json=body)
+    assert r.status_code == 201, r.text
+    r = await client.post("/api/v1/price-lists", headers=l1, json=body)
+    assert r.status_code == 409 and r.json()["code"] == "duplicate"

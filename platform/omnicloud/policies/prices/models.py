@@ -7,10 +7,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CheckConstraint, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnicloud.core.db import Money, Quantity, TenantOwned, tenant_fk, utcnow
+
+OWNER_KEY = "coalesce(owner_customer_id, '00000000-0000-0000-0000-000000000000')"
 
 
 class PriceSequence(TenantOwned):
@@ -34,7 +36,8 @@ class PriceList(TenantOwned):
 
     __tablename__ = "price_lists"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "code"),
+        # A code is unique per owner: the brand's lists, and each dealer's own.
+        Index("uq_price_lists_tenant_id_owner_code", "tenant_id", text(OWNER_KEY), "code", unique=True),
         tenant_fk("customer_id", "customers"),
         tenant_fk("region_id", "regions"),
         tenant_fk("sales_org_id", "sales_orgs"),

@@ -563,12 +563,17 @@ async def _found_list(
     return pl
 
 
-async def price_list_id_by_code(session: AsyncSession, code: str) -> UUID | None:
-    return await session.scalar(select(PriceList.id).where(PriceList.code == code))
+def _owned_by(owner: UUID | None) -> Any:
+    return PriceList.owner_customer_id.is_(None) if owner is None else PriceList.owner_customer_id == owner
 
 
-async def _code_taken(session: AsyncSession, code: str) -> None:
-    if await session.scalar(select(PriceList.id).where(PriceList.code == code)) is not None:
+async def price_list_id_by_code(session: AsyncSession, code: str, owner: UUID | None = None) -> UUID | None:
+    """The id of the brand's list (or ``owner``'s) with this code: codes are unique per owner."""
+    return await session.scalar(select(PriceList.id).where(PriceList.code == code, _owned_by(owner)))
+
+
+async def _code_taken(session: AsyncSession, code: str, owner: UUID | None) -> None:
+    if await price_list_id_by_code(session, code, owner) is not None:
         raise Conflict(f"price list {code} already exists", code="duplicate")
 
 
@@ -588,7 +593,7 @@ async def create_price_list(
 ) -> PriceListOut:
     """Create a list; ``owner`` (a dealer) makes it that dealer's own."""
     await _changing(session, owner)
-    await _code_taken(session, data.code)
+    await _code_taken(session, data.code, owner)
     fields = {f: getattr(data, f) for f in LIST_FIELDS if f not in ("version", "owner_customer_id")}
     pl = PriceList(id=new_id(), version=1, created_at=utcnow(), owner_customer_id=owner, **fields)
     row = _list_row(pl)
@@ -655,7 +660,7 @@ async def update_price_list(
     if not changed:
         return price_list_out(pl)
     if "code" in changed:
-        await _code_taken(session, changed["code"])
+        await _code_taken(session, changed["code"], pl.owner_customer_id)
     row = _list_row(pl, **changed)
     sequence = await access_sequence(session)
     await _check_list(session, row, sequence)
