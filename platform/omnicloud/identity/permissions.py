@@ -31,6 +31,7 @@ CORE_PERMISSIONS: dict[str, str] = {
     "promotions:write": "Maintain promotions and coupon templates, and issue coupon codes",
     "credit:read": "Read credit profiles, temporary lines and credit rules",
     "credit:write": "Maintain credit profiles, temporary lines and credit rules",
+    "credit:own": "Grant and maintain a dealer's own credit profiles for the dealers it supplies",
     "rebates:read": "Read rebate policies and preview what they pay",
     "rebates:write": "Maintain rebate policies",
     "rebates:accrue": "Request rebate accrual runs, adjust their lines and discard them",
@@ -42,6 +43,7 @@ CORE_PERMISSIONS: dict[str, str] = {
     "funds:read": "Read fund, rebate, fee and deposit accounts, their ledgers and statements",
     "funds:write": "Confirm or reject remittances, grant fees and adjust accounts",
     "funds:remit": "File bank remittances (a dealer for itself)",
+    "funds:own": "Confirm or reject remittances paid into a dealer's own pool (by the dealers it supplies)",
     "distribution:read": "Read join applications, product authorisations, supply relations and guide prices",
     "distribution:write": "Decide join applications; maintain authorisations, supply and guide prices",
     "orders:read": "Read orders with their lines and history (a dealer: its own subtree's)",
@@ -49,6 +51,7 @@ CORE_PERMISSIONS: dict[str, str] = {
     "orders:approve": "Approve or reject orders waiting for approval",
     "orders:ship": "Ship orders from the brand's warehouses",
     "orders:configure": "Change the order settings (when frozen money is posted)",
+    "orders:sell": "Approve, reject, ship and cancel the orders a dealer sells, and decide their returns",
     "approvals:read": "Read order approval rules and try them on an order",
     "approvals:write": "Maintain order approval rules",
 }
@@ -148,6 +151,9 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "orders:write",
             "prices:own",
             "dashboard:read",
+            "funds:own",
+            "credit:own",
+            "orders:sell",
         ],
     ),
 }
