@@ -469,3 +469,26 @@ async def test_concurrent_level_2_orders_against_cash_at_level_1_for_exactly_k(c
         )
         assert {o: D(total) for o, total in owners} == {UUID(lv.id("L1")): 0}
     await assert_ledger_balanced(app, lv.t)
+
+
+async def test_concurrent_level_2_orders_on_the_level_1_grant_never_pass_a_check_only_one_fits(
+    client, app, lv
+):
+    """Concurrent orders on a dealer's credit grant are checked one after the other (the grant's
+    row is locked, the exposure read after): a grant of 300 and no cash give exactly three orders
+    of 90 out of 12."""
+    c = client
+    await ok(
+        c, "POST", "/credit-grants", lv.key("L1"), {"customer_id": lv.id("L2"), "credit_limit": "300.00"}
+    )
+    await ok(c, "POST", "/credit-rules", lv.t.auth, {"check_point": "submit", "over_limit": "block"})
+    responses = await asyncio.gather(
+        *[call(c, "POST", "/orders", lv.key("L2"), order_body(lv, "W1", X="1")) for _ in range(12)]
+    )
+    codes = [(r.status_code, r.json().get("code")) for r in responses]
+    assert sum(r.status_code == 201 for r in responses) == 3, codes
+    assert codes.count((409, "credit_blocked")) == 9, codes
+    async with tx(app, lv.t) as s:
+        occupied = await s.scalar(select(func.sum(Order.credit_amount)))
+    assert occupied == D("270.00")
+    assert await stock(c, lv, "W1", "X") == (20, 3)
