@@ -1,7 +1,8 @@
 """A hypothesis state machine over the fund pool: receipts, fee grants, freezes, posts, releases
 and refunds in any order keep every invariant: each transfer sums to zero, each balance is the sum
 of its entries and each ``held`` the sum of its placed holds, no account goes below zero or below
-what it holds, and the balances follow a simple model of what each operation must do.
+what it holds, every pool (the brand's, and the customer's level-1 dealer's, DOMAIN §7) sums to
+zero on its own, and the balances follow a simple model of what each operation must do.
 
 Hypothesis drives rules synchronously, so the machine runs the app on an event loop of its own
 (with connections of its own) and waits for each step.
@@ -91,11 +92,17 @@ class FundsMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         code = f"C{uuid4().hex[:10]}"
+        self.seller = UUID(
+            self.runner.post("/customers", {"code": f"S{code}", "name": code, "kind": "dealer"})["id"]
+        )
         self.customer_id = UUID(
-            self.runner.post("/customers", {"code": code, "name": code, "kind": "dealer"})["id"]
+            self.runner.post(
+                "/customers", {"code": code, "name": code, "kind": "dealer", "parent_id": str(self.seller)}
+            )["id"]
         )
         self.accounts: dict[UUID, list[Decimal]] = {}  # account → [balance, held], as the model says
-        self.cash: UUID | None = None
+        self.cash: dict[UUID | None, UUID] = {}  # pool owner (None: the brand) → the cash account
+        self.owner: dict[UUID, UUID | None] = {}  # order → the pool it is paid in
         self.fees: list[UUID] = []
         self.placed: dict[UUID, Decimal] = {}  # order → frozen
         self.paid: dict[UUID, Decimal] = {}  # order → posted and not refunded
@@ -103,9 +110,10 @@ class FundsMachine(RuleBasedStateMachine):
     def _available(self, accounts: list[UUID]) -> Decimal:
         return sum((self.accounts[a][0] - self.accounts[a][1] for a in accounts), Z)
 
-    @rule(amount=st.integers(min_value=50, max_value=1000))
-    def receipt(self, amount: int) -> None:
+    @rule(amount=st.integers(min_value=50, max_value=1000), at_seller=st.booleans())
+    def receipt(self, amount: int, at_seller: bool) -> None:
         ref = uuid4().hex
+        owner = self.seller if at_seller else None
         r = self.runner.post(
             "/remittances",
             {
@@ -113,14 +121,15 @@ class FundsMachine(RuleBasedStateMachine):
                 "amount": str(amount),
                 "bank_reference": ref,
                 "remitted_on": funds.business_day().isoformat(),
+                "seller_customer_id": None if owner is None else str(owner),
             },
             key=ref,
         )
         confirmed = self.runner.post(f"/remittances/{r['id']}/confirm", key=f"confirm-{ref}")
         again = self.runner.post(f"/remittances/{r['id']}/confirm", key=f"confirm-{ref}")  # a retry
         assert again == confirmed
-        self.cash = UUID(confirmed["fund_account_id"])
-        self.accounts.setdefault(self.cash, [Z, Z])[0] += amount
+        self.cash[owner] = UUID(confirmed["fund_account_id"])
+        self.accounts.setdefault(self.cash[owner], [Z, Z])[0] += amount
 
     @rule(amount=st.integers(min_value=1, max_value=200), days=st.integers(min_value=0, max_value=60))
     def grant(self, amount: int, days: int) -> None:
@@ -142,20 +151,26 @@ class FundsMachine(RuleBasedStateMachine):
         target=orders,
         amount=st.integers(min_value=1, max_value=400),
         ratio=st.sampled_from(["0", "0.1", "0.5"]),
+        at_seller=st.booleans(),
     )
-    def freeze(self, amount: int, ratio: str) -> Any:
+    def freeze(self, amount: int, ratio: str, at_seller: bool) -> Any:
+        owner = self.seller if at_seller else None
         cap = (Decimal(amount) * Decimal(ratio)).quantize(CENT, rounding=ROUND_DOWN)
-        fee_take = min(cap, self._available(self.fees))
-        cash = self._available([self.cash]) if self.cash else Z
+        fee_take = Z if at_seller else min(cap, self._available(self.fees))  # fees are the brand's
+        cash = self._available([self.cash[owner]]) if owner in self.cash else Z
         fits = amount - fee_take <= cash
         ref = Reference(type="order", id=uuid4())
 
         async def work(s: Any) -> Any:
             plan = await funds.plan_payment(
-                s, customer_id=self.customer_id, sales_org_id=None, request=order((str(amount), str(cap)))
+                s,
+                customer_id=self.customer_id,
+                sales_org_id=None,
+                request=order((str(amount), str(cap))),
+                owner=owner,
             )
             return await funds.freeze(
-                s, customer_id=self.customer_id, sales_org_id=None, plan=plan, reference=ref
+                s, customer_id=self.customer_id, sales_org_id=None, plan=plan, reference=ref, owner=owner
             )
 
         try:
@@ -168,6 +183,7 @@ class FundsMachine(RuleBasedStateMachine):
         for h in holds:
             self.accounts[h.fund_account_id][1] += h.amount
         self.placed[ref.id] = Decimal(amount).quantize(CENT)
+        self.owner[ref.id] = owner
         return ref
 
     @rule(ref=orders, part=st.one_of(st.none(), st.integers(min_value=1, max_value=60)))
@@ -176,7 +192,9 @@ class FundsMachine(RuleBasedStateMachine):
         want = frozen if part is None else Decimal(part)
         try:
             out = self.runner.session(
-                lambda s: funds.post_holds(s, ref, None if part is None else Decimal(part))
+                lambda s: funds.post_holds(
+                    s, ref, None if part is None else Decimal(part), owner=self.owner.get(ref.id)
+                )
             )
         except Conflict as exc:
             assert exc.code == "exceeds_holds" and want > frozen, exc
@@ -217,7 +235,9 @@ class FundsMachine(RuleBasedStateMachine):
         key = uuid4().hex
 
         def go(s: Any) -> Any:
-            return funds.refund(s, ref, None if part is None else Decimal(part), key=key)
+            return funds.refund(
+                s, ref, None if part is None else Decimal(part), key=key, owner=self.owner.get(ref.id)
+            )
 
         try:
             out = self.runner.session(go)

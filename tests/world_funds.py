@@ -6,14 +6,20 @@ from typing import Any
 
 import httpx
 
-from tests.fixtures import TenantHandle
+from tests.fixtures import TenantHandle, bearer
 from tests.world import World
 
 
 async def _post(
-    client: httpx.AsyncClient, t: TenantHandle, path: str, body: Any = None, *, key: str | None = None
+    client: httpx.AsyncClient,
+    t: TenantHandle | dict[str, str],
+    path: str,
+    body: Any = None,
+    *,
+    key: str | None = None,
 ) -> dict[str, Any]:
-    headers = {**t.auth, **({"Idempotency-Key": key} if key else {})}
+    auth = t if isinstance(t, dict) else t.auth
+    headers = {**auth, **({"Idempotency-Key": key} if key else {})}
     r = await client.post(path, headers=headers, json=body)
     assert r.status_code in (200, 201), (path, r.status_code, r.text)
     return r.json()
@@ -81,3 +87,39 @@ async def build(client: httpx.AsyncClient, t: TenantHandle, w: World) -> None:
     )
     w.other_dealer_ids["remittance_id"] = other["id"]
     w.bodies["rejectRemittance"] = {"reason": "world"}
+    # Dealer pools (DOMAIN §7): d1 and d2 each grant credit to a dealer below them, and d1's
+    # sub-dealer pays into d1's pool, confirmed by d1.
+    for dealer, into, code in (("d1", ids, "w-d1b"), ("d2", w.other_dealer_ids, "w-d2a")):
+        parent = ids["customer_id"] if dealer == "d1" else d2
+        below = await _post(
+            client,
+            t,
+            "/api/v1/customers",
+            {"code": code, "name": code, "kind": "dealer", "parent_id": parent},
+        )
+        auth = bearer(w.dealer_keys[dealer])
+        grant = await _post(
+            client,
+            auth,
+            "/api/v1/credit-grants",
+            {"customer_id": below["id"], "credit_limit": "300.00"},
+            key=f"world-grant-{dealer}",
+        )
+        into["credit_grant_id"] = grant["id"]
+        if dealer == "d1":
+            paid = await _post(
+                client,
+                t,
+                "/api/v1/remittances",
+                {
+                    "customer_id": below["id"],
+                    "seller_customer_id": parent,
+                    "amount": "40.00",
+                    "bank_reference": "W-5",
+                    "remitted_on": "2024-01-08",
+                },
+                key="world-W-5",
+            )
+            await _post(client, auth, f"/api/v1/remittances/{paid['id']}/confirm")
+    w.bodies["updateCreditGrant"] = {"credit_limit": "400.00"}
+    w.bodies["createCreditGrantTemporaryLine"] = {"amount": "50.00", "expires_on": "2999-12-31"}

@@ -17,18 +17,26 @@ Ratio = Numeric(9, 6)
 
 
 class CreditProfile(TenantOwned):
-    """A customer's credit line, optionally for one sales org: limit, credit days and grace days."""
+    """A customer's credit line, optionally for one sales org: limit, credit days and grace days.
+    ``owner_customer_id`` is who grants it: NULL the brand, or a dealer for a sub-dealer it
+    supplies (its orders to that dealer are checked against it; never with a sales org)."""
 
     __tablename__ = "credit_profiles"
     __table_args__ = (
         UniqueConstraint("tenant_id", "customer_id", "sales_org_id"),
         tenant_fk("customer_id", "customers"),
         tenant_fk("sales_org_id", "sales_orgs"),
+        tenant_fk("owner_customer_id", "customers"),
+        Index(None, "tenant_id", "owner_customer_id", "customer_id"),
         CheckConstraint("credit_limit >= 0 AND credit_days >= 0 AND grace_days >= 0", name="not_negative"),
+        CheckConstraint(
+            "owner_customer_id IS NULL OR sales_org_id IS NULL", name="dealer_grant_has_no_sales_org"
+        ),
     )
 
     customer_id: Mapped[UUID]
     sales_org_id: Mapped[UUID | None]
+    owner_customer_id: Mapped[UUID | None]
     credit_limit: Mapped[Decimal] = mapped_column(Money)
     credit_days: Mapped[int] = mapped_column(default=0)
     grace_days: Mapped[int] = mapped_column(default=0)

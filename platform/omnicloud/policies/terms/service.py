@@ -8,6 +8,12 @@ update serialises concurrent writers, so the duplicate check that follows sees e
 
 The quote service reads the compiled :class:`TermsBook` (credit rules, offset ratios, active
 rebate policies) for the current revision, and :func:`credit_preview` for one customer.
+
+Credit granted by a dealer (DOMAIN §7): a credit profile with ``owner_customer_id`` is a level-1
+dealer's grant to a dealer below it, checked when that dealer's orders are sold by it. The
+credit-profile functions take ``owner``, whose profiles they reach: None the brand's (the
+``/credit-profiles`` routes), a dealer its own grants (``/dealer-credit-profiles``); any other
+profile is a 404. A dealer grants only to dealers below it in the tree and never per sales org.
 """
 
 from __future__ import annotations
@@ -141,9 +147,10 @@ async def _require_brand(session: AsyncSession, brand_id: UUID, field: str) -> N
 # --- credit profiles and temporary lines -----------------------------------------------------
 
 
-async def _profile(session: AsyncSession, profile_id: UUID) -> CreditProfile:
+async def _profile(session: AsyncSession, profile_id: UUID, owner: UUID | None = None) -> CreditProfile:
+    """``owner``'s profile (None: the brand's); any other is a 404."""
     profile = await session.get(CreditProfile, (require_tenant(), profile_id))
-    if profile is None:
+    if profile is None or profile.owner_customer_id != owner:
         raise NotFound("no such credit profile")
     return profile
 
@@ -198,8 +205,18 @@ async def _full_profile_out(session: AsyncSession, p: CreditProfile) -> CreditPr
     return _profile_out(p, (await _lines_of(session, [p.id]))[p.id])
 
 
-async def create_credit_profile(session: AsyncSession, data: CreditProfileIn) -> CreditProfileOut:
-    await channels.require_customer(session, data.customer_id)
+async def create_credit_profile(
+    session: AsyncSession, data: CreditProfileIn, owner: UUID | None = None
+) -> CreditProfileOut:
+    """A credit line for a customer: the brand's, or (``owner``) a dealer's grant to a dealer
+    below it. One per customer, grantor and sales org (or none): a second one is a 409."""
+    customer = await channels.require_customer(session, data.customer_id)
+    if owner is not None:
+        grantor = await channels.require_customer(session, owner)
+        if customer.id == grantor.id or not customer.path.startswith(grantor.path):
+            raise invalid("customer_id", "a dealer grants credit only to dealers below it")
+        if data.sales_org_id is not None:
+            raise invalid("sales_org_id", "a dealer's credit grant has no sales org")
     if data.sales_org_id is not None:
         await _require_sales_org(session, data.sales_org_id)
     await revisions.bump(session, TOPIC)
@@ -207,6 +224,7 @@ async def create_credit_profile(session: AsyncSession, data: CreditProfileIn) ->
         select(CreditProfile.id).where(
             CreditProfile.customer_id == data.customer_id,
             _same(CreditProfile.sales_org_id, data.sales_org_id),
+            _same(CreditProfile.owner_customer_id, owner),
         )
     )
     if taken is not None:
@@ -216,6 +234,7 @@ async def create_credit_profile(session: AsyncSession, data: CreditProfileIn) ->
     profile = CreditProfile(
         customer_id=data.customer_id,
         sales_org_id=data.sales_org_id,
+        owner_customer_id=owner,
         credit_limit=data.credit_limit,
         credit_days=data.credit_days,
         grace_days=data.grace_days,
@@ -228,14 +247,22 @@ async def create_credit_profile(session: AsyncSession, data: CreditProfileIn) ->
     return _profile_out(profile, [])
 
 
-async def get_credit_profile(session: AsyncSession, profile_id: UUID) -> CreditProfileOut:
-    return await _full_profile_out(session, await _profile(session, profile_id))
+async def get_credit_profile(
+    session: AsyncSession, profile_id: UUID, owner: UUID | None = None
+) -> CreditProfileOut:
+    return await _full_profile_out(session, await _profile(session, profile_id, owner))
 
 
 async def list_credit_profiles(
-    session: AsyncSession, cursor: str | None, limit: int, *, customer_id: UUID | None = None
+    session: AsyncSession,
+    cursor: str | None,
+    limit: int,
+    *,
+    customer_id: UUID | None = None,
+    owner: UUID | None = None,
 ) -> tuple[list[CreditProfileOut], str | None]:
-    stmt = select(CreditProfile)
+    """``owner``'s profiles (None: the brand's), oldest first."""
+    stmt = select(CreditProfile).where(_same(CreditProfile.owner_customer_id, owner))
     if customer_id is not None:
         stmt = stmt.where(CreditProfile.customer_id == customer_id)
     rows = (await session.scalars(paged_query(stmt, CreditProfile.id, cursor, limit))).all()
@@ -245,9 +272,13 @@ async def list_credit_profiles(
 
 
 async def update_credit_profile(
-    session: AsyncSession, profile_id: UUID, data: CreditProfilePatch, expected_version: int
+    session: AsyncSession,
+    profile_id: UUID,
+    data: CreditProfilePatch,
+    expected_version: int,
+    owner: UUID | None = None,
 ) -> CreditProfileOut:
-    profile = await _profile(session, profile_id)
+    profile = await _profile(session, profile_id, owner)
     audit.check_version(profile, expected_version, "credit profile")
     before = audit.snapshot(profile, PROFILE_FIELDS)
     values = {
@@ -263,10 +294,10 @@ async def update_credit_profile(
 
 
 async def add_temporary_line(
-    session: AsyncSession, profile_id: UUID, data: TemporaryLineIn
+    session: AsyncSession, profile_id: UUID, data: TemporaryLineIn, owner: UUID | None = None
 ) -> TemporaryLineOut:
     """A temporary line changes the profile's credit line, so the profile's version moves too."""
-    profile = await _profile(session, profile_id)
+    profile = await _profile(session, profile_id, owner)
     day = business_day()
     if data.expires_on < day:
         raise invalid("expires_on", f"must not be in the past (today is {day.isoformat()})")
@@ -284,8 +315,10 @@ async def add_temporary_line(
     return _line_out(line, day)
 
 
-async def delete_temporary_line(session: AsyncSession, profile_id: UUID, line_id: UUID) -> CreditProfileOut:
-    profile = await _profile(session, profile_id)
+async def delete_temporary_line(
+    session: AsyncSession, profile_id: UUID, line_id: UUID, owner: UUID | None = None
+) -> CreditProfileOut:
+    profile = await _profile(session, profile_id, owner)
     line = await session.get(TemporaryCreditLine, (require_tenant(), line_id))
     if line is None or line.profile_id != profile.id:
         raise NotFound("no such temporary credit line on this profile")
@@ -1011,6 +1044,8 @@ async def credit_preview(
     today: date,
     sales_org_id: UUID | None = None,
     lock: bool = False,
+    owner_customer_id: UUID | None = None,
+    exposure: ExposureSource | None = None,
 ) -> credit.CreditVerdict | None:
     """The credit verdict for a document of ``amount`` at ``check_point``; None when the customer has
     no credit profile (no credit control). The profile for ``sales_org_id`` is used when there is one,
@@ -1020,7 +1055,12 @@ async def credit_preview(
 
     A document that will occupy credit passes ``lock=True``: the profile rows stay locked until its
     transaction ends, so concurrent documents of one customer are checked one after the other, each
-    seeing the exposure of those committed before it."""
+    seeing the exposure of those committed before it.
+
+    ``owner_customer_id`` checks the credit a dealer granted (a document that dealer sells) instead
+    of the brand's: the caller passes what reports that dealer's ``exposure`` (the registered
+    sources report the brand's), read after the lock like theirs; there are no receivables in a
+    dealer's pool (invoices are the brand's)."""
     stmt = (
         select(
             CreditProfile.id,
@@ -1038,7 +1078,10 @@ async def credit_preview(
                 TemporaryCreditLine.expires_on >= today,
             ),
         )
-        .where(CreditProfile.customer_id == customer_id)
+        .where(
+            CreditProfile.customer_id == customer_id,
+            _same(CreditProfile.owner_customer_id, owner_customer_id),
+        )
     )
     orgs = [CreditProfile.sales_org_id.is_(None)]
     if sales_org_id is not None:
@@ -1060,12 +1103,18 @@ async def credit_preview(
         ),
     )
     rule = book.credit_rules.get((check_point, customer_class)) or book.credit_rules.get((check_point, None))
+    if owner_customer_id is not None:
+        assert exposure is not None, "a dealer's credit is checked against that dealer's exposure"
+        inputs, receivables = await exposure(session, customer_id), ()
+    else:
+        inputs = await exposure_inputs(session, customer_id)
+        receivables = await open_receivables(session, customer_id, mine[0].grace_days)
     return credit.check_credit(
         profile,
         [rule] if rule is not None else [],
-        await exposure_inputs(session, customer_id),
+        inputs,
         amount,
         cast(credit.CheckPoint, check_point),
         today,
-        await open_receivables(session, customer_id, mine[0].grace_days),
+        receivables,
     )

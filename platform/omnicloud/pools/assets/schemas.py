@@ -59,12 +59,24 @@ class CreditStanding(msgspec.Struct, kw_only=True):
     overdue: list[OverdueView]
 
 
+class PoolAssets(msgspec.Struct, kw_only=True):
+    """The customer's accounts and credit in one pool: the brand's (``owner_customer_id`` null)
+    or a dealer supplier's (DOMAIN §7)."""
+
+    owner_customer_id: UUID | None
+    totals: list[KindTotal]
+    credit: list[CreditStanding]
+
+
 class AssetsOut(msgspec.Struct, kw_only=True):
     """Every account of the customer (cash, rebate, fee, special, deposit), totals per kind, and
-    its credit, which is a limit rather than an account (``credit`` is empty without a profile)."""
+    its credit, which is a limit rather than an account (``credit`` is empty without a profile).
+    ``totals`` and ``credit`` are the brand's pool; ``pools`` shows each pool (the brand's first)
+    with its own totals and credit; ``accounts`` lists every pool's, each with its owner."""
 
     customer_id: UUID
     on: date
     totals: list[KindTotal]
     accounts: list[FundAccountOut]
     credit: list[CreditStanding]
+    pools: list[PoolAssets] = []

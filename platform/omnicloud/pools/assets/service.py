@@ -1,11 +1,18 @@
 """A customer's assets (资产) in one read: its fund accounts with totals per kind, and its credit
-standing per profile. Dealers read their own and their sub-dealers' (others are 404)."""
+standing per profile. Dealers read their own and their sub-dealers' (others are 404).
+
+Pools (DOMAIN §7): a level-2 dealer keeps accounts and credit at its level-1 supplier as well as
+at the brand. ``totals`` and ``credit`` are the brand's pool, as they always were; ``pools``
+shows every pool the customer has accounts or credit in (the brand's first, then each dealer's),
+each with its own totals and credit standing, a dealer's credit measured against the orders that
+dealer sells the customer."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import and_, select
@@ -22,11 +29,13 @@ from omnicloud.pools.assets.schemas import (
     ExposureView,
     KindTotal,
     OverdueView,
+    PoolAssets,
     TemporaryLineView,
 )
 from omnicloud.pools.funds import service as funds
 from omnicloud.pools.funds.models import FundAccount
 from omnicloud.pools.funds.schemas import FundAccountOut
+from omnicloud.pools.orders import service as orders
 
 ZERO = Decimal("0.00")
 KIND_ORDER = ("cash", "rebate", "fee", "special", "deposit")
@@ -57,9 +66,17 @@ def _totals(accounts: list[FundAccountOut]) -> list[KindTotal]:
     ]
 
 
-async def credit_standing(session: AsyncSession, customer_id: UUID, day: date) -> list[CreditStanding]:
-    """Each of the customer's credit profiles with its temporary lines valid on ``day``, the
-    exposure the document pools report, what is left, and the receivables overdue on ``day``."""
+def _of_owner(column: Any, owner: UUID | None) -> Any:
+    return column.is_(None) if owner is None else column == owner
+
+
+async def credit_standing(
+    session: AsyncSession, customer_id: UUID, day: date, owner: UUID | None = None
+) -> list[CreditStanding]:
+    """Each of the customer's credit profiles granted by ``owner`` (None: the brand) with its
+    temporary lines valid on ``day``, the exposure (the brand's: what the document pools report;
+    a dealer's: the orders it sells the customer), what is left, and the receivables overdue on
+    ``day`` (the brand's only: invoices are the brand's)."""
     rows = (
         await session.execute(
             select(CreditProfile, TemporaryCreditLine.amount, TemporaryCreditLine.expires_on)
@@ -71,13 +88,19 @@ async def credit_standing(session: AsyncSession, customer_id: UUID, day: date) -
                     TemporaryCreditLine.expires_on >= day,
                 ),
             )
-            .where(CreditProfile.customer_id == customer_id)
+            .where(
+                CreditProfile.customer_id == customer_id,
+                _of_owner(CreditProfile.owner_customer_id, owner),
+            )
             .order_by(CreditProfile.id, TemporaryCreditLine.expires_on)
         )
     ).all()
     if not rows:
         return []
-    inputs = await terms.exposure_inputs(session, customer_id)
+    if owner is None:
+        inputs = await terms.exposure_inputs(session, customer_id)
+    else:
+        inputs = await orders.seller_exposure(session, customer_id, seller_id=owner)
     exposure = credit.exposure(inputs)
     profiles: dict[UUID, tuple[CreditProfile, list[TemporaryLineView]]] = {}
     for profile, amount, expires_on in rows:
@@ -87,7 +110,9 @@ async def credit_standing(session: AsyncSession, customer_id: UUID, day: date) -
     out = []
     for profile, lines in profiles.values():
         line = profile.credit_limit + sum((t.amount for t in lines), ZERO)
-        receivables = await terms.open_receivables(session, customer_id, profile.grace_days)
+        receivables = (
+            await terms.open_receivables(session, customer_id, profile.grace_days) if owner is None else ()
+        )
         out.append(
             CreditStanding(
                 sales_org_id=profile.sales_org_id,
@@ -123,10 +148,23 @@ async def assets(session: AsyncSession, principal: Principal, customer_id: UUID)
     await channels.visible_customer(session, customer_id, principal)  # 404 for a stranger
     day = funds.business_day()
     accounts = await _accounts(session, customer_id, day)
+    grantors = await session.scalars(
+        select(CreditProfile.owner_customer_id)
+        .where(CreditProfile.customer_id == customer_id, CreditProfile.owner_customer_id.is_not(None))
+        .distinct()
+    )
+    dealers = sorted({a.owner_customer_id for a in accounts if a.owner_customer_id} | set(grantors))
+    pools = []
+    for owner in (None, *dealers):
+        mine = [a for a in accounts if a.owner_customer_id == owner]
+        standing = await credit_standing(session, customer_id, day, owner)
+        pools.append(PoolAssets(owner_customer_id=owner, totals=_totals(mine), credit=standing))
+    brand = pools[0]
     return AssetsOut(
         customer_id=customer_id,
         on=day,
-        totals=_totals(accounts),
+        totals=brand.totals,
         accounts=accounts,
-        credit=await credit_standing(session, customer_id, day),
+        credit=brand.credit,
+        pools=pools,
     )

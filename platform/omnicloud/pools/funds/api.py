@@ -3,6 +3,11 @@ remittances (汇款), fee grants (费用发放) and adjustments (调账).
 
 POSTs that create a money document need an ``Idempotency-Key`` (428 without one): a retry then
 replays the first answer and never moves money twice.
+
+A level-2 dealer keeps accounts at its level-1 supplier too (that dealer's pool, DOMAIN §7): it
+files remittances naming ``seller_customer_id`` and that dealer's users (``funds:own``) confirm
+or reject them; the dealer grants credit to the dealers below it under ``/credit-grants``
+(``credit:own``), which its sales orders to them are checked against.
 """
 
 from __future__ import annotations
@@ -11,13 +16,24 @@ from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from omnicloud.catalog.api import with_etag
 from omnicloud.core.deps import Caller, Cursor, Limit, Session, page_limit
-from omnicloud.core.errors import PreconditionRequired
-from omnicloud.core.http import IDEMPOTENCY_HEADER, idempotent, requires
+from omnicloud.core.errors import Forbidden, PreconditionRequired, Unauthorized
+from omnicloud.core.http import IDEMPOTENCY_HEADER, idempotent, if_match, requires
+from omnicloud.core.security import Principal, current_principal
+from omnicloud.policies.terms import service as terms
+from omnicloud.policies.terms.schemas import (
+    CreditProfileIn,
+    CreditProfileOut,
+    CreditProfilePage,
+    CreditProfilePatch,
+    TemporaryLineIn,
+    TemporaryLineOut,
+)
 from omnicloud.pools.funds import service
 from omnicloud.pools.funds.models import ACCOUNT_KINDS, HOLD_STATES, REMITTANCE_STATES
 from omnicloud.pools.funds.schemas import (
@@ -37,8 +53,25 @@ from omnicloud.pools.funds.schemas import (
     TransferOut,
 )
 
+
+def staff_or_dealer(staff: str, own: str) -> Any:
+    """A guard: the brand's ``staff`` permission, or ``own`` for a dealer user (who then acts only
+    on its own pool, orders or grants: the service checks which)."""
+
+    async def guard(connection: Any, _: Any) -> None:
+        p = current_principal()
+        if p is None:
+            raise Unauthorized("authentication required", code="missing_credential")
+        if not (p.can(staff) or (p.is_dealer and p.can(own))):
+            raise Forbidden(f"missing permission: {staff}", code="missing_permission")
+
+    guard.__name__ = f"requires_{staff}_or_{own}".replace(":", "_")
+    return guard
+
+
 READ = [requires("funds:read")]
 WRITE = [requires("funds:write")]
+DECIDE = [staff_or_dealer("funds:write", "funds:own")]
 KEYED = "Needs an Idempotency-Key (428 without one); a retry with the same key replays the answer."
 
 AccountKind = Annotated[
@@ -80,7 +113,9 @@ class FundAccountController(Controller):
         "/",
         operation_id="listFundAccounts",
         summary="List fund accounts (cash, rebate, fee, special, deposit; system accounts for staff)",
-        description="Dealers see the accounts of their own customer subtree only.",
+        description="Dealers see the accounts of their own customer subtree only. "
+        "`owner_customer_id` keeps the accounts kept at that dealer (its pool); `brand_pool=true` the "
+        "brand's pool only, `false` dealers' pools only.",
         guards=READ,
     )
     async def list_accounts(
@@ -90,11 +125,20 @@ class FundAccountController(Controller):
         state: State,
         customer_id: FromQuery[UUID | None] = None,
         kind: AccountKind = None,
+        owner_customer_id: FromQuery[UUID | None] = None,
+        brand_pool: FromQuery[bool | None] = None,
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> FundAccountPage:
         items, nxt = await service.list_accounts(
-            session, principal, cursor, page_limit(state, limit), customer_id=customer_id, kind=kind
+            session,
+            principal,
+            cursor,
+            page_limit(state, limit),
+            customer_id=customer_id,
+            kind=kind,
+            owner_customer_id=owner_customer_id,
+            brand_pool=brand_pool,
         )
         return FundAccountPage(items=items, next_cursor=nxt)
 
@@ -200,11 +244,18 @@ class RemittanceController(Controller):
         state: State,
         customer_id: FromQuery[UUID | None] = None,
         status: RemittanceStatus = None,
+        seller_customer_id: FromQuery[UUID | None] = None,
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> RemittancePage:
         items, nxt = await service.list_remittances(
-            session, principal, cursor, page_limit(state, limit), customer_id=customer_id, status=status
+            session,
+            principal,
+            cursor,
+            page_limit(state, limit),
+            customer_id=customer_id,
+            status=status,
+            seller_customer_id=seller_customer_id,
         )
         return RemittancePage(items=items, next_cursor=nxt)
 
@@ -212,7 +263,9 @@ class RemittanceController(Controller):
         "/",
         operation_id="createRemittance",
         summary="File a bank remittance (pending until finance confirms it)",
-        description="A dealer files for itself; staff need funds:write and name the customer. " + KEYED,
+        description="A dealer files for itself; staff need funds:write and name the customer. "
+        "`seller_customer_id` pays a dealer supplier above the customer (its pool) instead of the "
+        "brand. " + KEYED,
         guards=[requires("funds:remit")],
     )
     async def create_remittance(
@@ -235,8 +288,9 @@ class RemittanceController(Controller):
         "/{remittance_id:uuid}/confirm",
         operation_id="confirmRemittance",
         summary="Confirm the receipt: credit cash (or deposit) exactly once",
-        description="Only a pending remittance can be confirmed; otherwise 409.",
-        guards=WRITE,
+        description="Only a pending remittance can be confirmed; otherwise 409. The brand's finance "
+        "decides any; a dealer (funds:own) only those paid into its own pool (403 for others it sees).",
+        guards=DECIDE,
         status_code=200,
     )
     async def confirm(
@@ -257,8 +311,9 @@ class RemittanceController(Controller):
         "/{remittance_id:uuid}/reject",
         operation_id="rejectRemittance",
         summary="Reject the receipt; no balance changes",
-        description="Only a pending remittance can be rejected; otherwise 409.",
-        guards=WRITE,
+        description="Only a pending remittance can be rejected; otherwise 409. The brand's finance "
+        "decides any; a dealer (funds:own) only those paid into its own pool (403 for others it sees).",
+        guards=DECIDE,
         status_code=200,
     )
     async def reject(
@@ -313,10 +368,143 @@ class AdjustmentController(Controller):
         return await idempotent(request, session, lambda: service.adjust(session, data))
 
 
-ROUTES: list[Any] = [
+def _grantor(principal: Principal) -> UUID | None:
+    """Whose credit grants the caller works on: a dealer user its dealer's, the brand's staff the
+    brand's."""
+    return principal.customer_id if principal.is_dealer else None
+
+
+def _version(request: Request[Any, Any, Any]) -> int:
+    version = if_match(request)
+    assert version is not None
+    return version
+
+
+GRANT_READ = [staff_or_dealer("credit:read", "credit:own")]
+GRANT_WRITE = [staff_or_dealer("credit:write", "credit:own")]
+
+
+class CreditGrantController(Controller):
+    """Credit a dealer grants to the dealers below it (DOMAIN §7: level-1's credit): its sales
+    orders to them are checked against these lines. A dealer user reaches its own dealer's grants
+    only (404 for any other); for the brand's staff these are the brand's own profiles, as under
+    ``/credit-profiles``."""
+
+    path = "/api/v1/credit-grants"
+    tags = ["credit"]
+
+    @get(
+        "/",
+        operation_id="listCreditGrants",
+        summary="List the credit lines the caller's dealer grants, with their temporary lines",
+        guards=GRANT_READ,
+    )
+    async def list_grants(
+        self,
+        session: Session,
+        principal: Caller,
+        state: State,
+        customer_id: FromQuery[UUID | None] = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> CreditProfilePage:
+        items, nxt = await terms.list_credit_profiles(
+            session, cursor, page_limit(state, limit), customer_id=customer_id, owner=_grantor(principal)
+        )
+        return CreditProfilePage(items=items, next_cursor=nxt)
+
+    @post(
+        "/",
+        operation_id="createCreditGrant",
+        summary="Grant a dealer below the caller's dealer a credit line",
+        description="One grant per dealer and grantor: a second one is a 409. A dealer grants only "
+        "to dealers below it in the tree and never per sales org (422).",
+        guards=GRANT_WRITE,
+    )
+    async def create_grant(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[CreditProfileIn],
+        session: Session,
+        principal: Caller,
+    ) -> Response[CreditProfileOut]:
+        owner = _grantor(principal)
+        return await idempotent(request, session, lambda: terms.create_credit_profile(session, data, owner))
+
+    @get(
+        "/{credit_grant_id:uuid}",
+        operation_id="getCreditGrant",
+        summary="Show one of the caller's dealer's credit grants and the line valid today",
+        guards=GRANT_READ,
+    )
+    async def get_grant(
+        self, credit_grant_id: FromPath[UUID], session: Session, principal: Caller
+    ) -> Response[CreditProfileOut]:
+        return with_etag(await terms.get_credit_profile(session, credit_grant_id, _grantor(principal)))
+
+    @patch(
+        "/{credit_grant_id:uuid}",
+        operation_id="updateCreditGrant",
+        summary="Change a grant's limit, credit days or grace days (If-Match: the version you read)",
+        description="Without If-Match: 428. With a stale version: 412.",
+        guards=GRANT_WRITE,
+    )
+    async def update_grant(
+        self,
+        credit_grant_id: FromPath[UUID],
+        data: JSONBody[CreditProfilePatch],
+        request: Request[Any, Any, Any],
+        session: Session,
+        principal: Caller,
+    ) -> Response[CreditProfileOut]:
+        version = _version(request)
+        return with_etag(
+            await terms.update_credit_profile(session, credit_grant_id, data, version, _grantor(principal))
+        )
+
+    @post(
+        "/{credit_grant_id:uuid}/temporary-lines",
+        operation_id="createCreditGrantTemporaryLine",
+        summary="Add a temporary line to a grant, valid up to and including expires_on",
+        guards=GRANT_WRITE,
+    )
+    async def add_line(
+        self,
+        credit_grant_id: FromPath[UUID],
+        request: Request[Any, Any, Any],
+        data: JSONBody[TemporaryLineIn],
+        session: Session,
+        principal: Caller,
+    ) -> Response[TemporaryLineOut]:
+        owner = _grantor(principal)
+        return await idempotent(
+            request, session, lambda: terms.add_temporary_line(session, credit_grant_id, data, owner)
+        )
+
+    @delete(
+        "/{credit_grant_id:uuid}/temporary-lines/{credit_line_id:uuid}",
+        operation_id="deleteCreditGrantTemporaryLine",
+        summary="Withdraw a temporary line of a grant; answers the grant as it is now",
+        guards=GRANT_WRITE,
+        status_code=200,
+    )
+    async def delete_line(
+        self,
+        credit_grant_id: FromPath[UUID],
+        credit_line_id: FromPath[UUID],
+        session: Session,
+        principal: Caller,
+    ) -> Response[CreditProfileOut]:
+        return with_etag(
+            await terms.delete_temporary_line(session, credit_grant_id, credit_line_id, _grantor(principal))
+        )
+
+
+ROUTES: list[Any, CreditGrantController] = [
     FundAccountController,
     StatementController,
     RemittanceController,
     FeeGrantController,
     AdjustmentController,
+    CreditGrantController,
 ]

@@ -37,6 +37,10 @@ class FundAccount(TenantOwned):
     Cash and deposit accounts are one per customer and sales org (``slot``); fee and rebate
     accounts are one per grant, with their own validity, so a refund restores them with their
     original expiry; special accounts carry a product scope.
+
+    ``owner_customer_id`` is whose pool the account is in: NULL is the brand's; a dealer's pool
+    holds its sub-dealers' accounts at it and its own system accounts (DOMAIN §7). A transfer
+    never crosses pools, so every pool's balances sum to zero on their own.
     """
 
     __tablename__ = "fund_accounts"
@@ -44,8 +48,13 @@ class FundAccount(TenantOwned):
         UniqueConstraint("tenant_id", "slot"),
         tenant_fk("customer_id", "customers"),
         tenant_fk("sales_org_id", "sales_orgs"),
+        tenant_fk("owner_customer_id", "customers"),
         Index(None, "tenant_id", "customer_id", "kind"),
+        Index(None, "tenant_id", "owner_customer_id"),
         CheckConstraint(_known("kind", ACCOUNT_KINDS), name="kind_known"),
+        CheckConstraint(
+            "owner_customer_id IS NULL OR sales_org_id IS NULL", name="dealer_pool_has_no_sales_org"
+        ),
         CheckConstraint("(kind = 'system') = (customer_id IS NULL)", name="system_has_no_customer"),
         CheckConstraint(
             "kind = 'system' OR (held >= 0 AND balance >= held)", name="customer_balance_covers_holds"
@@ -59,6 +68,7 @@ class FundAccount(TenantOwned):
 
     customer_id: Mapped[UUID | None]
     sales_org_id: Mapped[UUID | None]
+    owner_customer_id: Mapped[UUID | None]  # the dealer whose pool this is; NULL: the brand's
     kind: Mapped[str] = mapped_column(String(20))
     slot: Mapped[str | None] = mapped_column(String(120))  # the one account of its kind, if unique
     code: Mapped[str | None] = mapped_column(String(40))  # system accounts
@@ -152,7 +162,8 @@ class FundHold(TenantOwned):
 
 class Remittance(TenantOwned):
     """A customer's bank remittance (汇款): ``pending`` until finance confirms it (crediting cash or
-    deposit exactly once) or rejects it (changing no balance)."""
+    deposit exactly once) or rejects it (changing no balance). ``seller_customer_id`` is the
+    dealer supplier it was paid to (its pool is credited and its users decide); NULL: the brand."""
 
     __tablename__ = "remittances"
     __table_args__ = (
@@ -160,7 +171,9 @@ class Remittance(TenantOwned):
         tenant_fk("sales_org_id", "sales_orgs"),
         tenant_fk("transfer_id", "fund_transfers"),
         tenant_fk("account_id", "fund_accounts"),
+        tenant_fk("seller_customer_id", "customers"),
         Index(None, "tenant_id", "customer_id", "id"),
+        Index(None, "tenant_id", "seller_customer_id", "id"),
         Index(None, "tenant_id", "status"),
         # One live remittance per bank slip and customer; a rejected one may be filed again.
         Index(
@@ -175,10 +188,14 @@ class Remittance(TenantOwned):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(_known("status", REMITTANCE_STATES), name="status_known"),
         CheckConstraint("account_kind IN ('cash', 'deposit')", name="account_kind_known"),
+        CheckConstraint(
+            "seller_customer_id IS NULL OR sales_org_id IS NULL", name="dealer_pool_has_no_sales_org"
+        ),
     )
 
     customer_id: Mapped[UUID]
     sales_org_id: Mapped[UUID | None]
+    seller_customer_id: Mapped[UUID | None]
     account_kind: Mapped[str] = mapped_column(String(20), default="cash")
     amount: Mapped[Decimal] = mapped_column(Money)
     bank_reference: Mapped[str] = mapped_column(String(120))

@@ -86,11 +86,14 @@ class SpecialAccountIn(Input, kw_only=True):
 
 class FundAccountOut(msgspec.Struct, kw_only=True):
     """``available`` = balance − held; ``usable_today``: the account could pay an order today
-    (deposits never do; fee, rebate and special accounts only inside their validity)."""
+    (deposits never do; fee, rebate and special accounts only inside their validity).
+    ``owner_customer_id`` is the pool the account is in: null the brand's, else the dealer
+    supplier's (DOMAIN §7)."""
 
     id: UUID
     customer_id: UUID | None
     sales_org_id: UUID | None
+    owner_customer_id: UUID | None
     kind: str
     code: str | None
     name: str | None
@@ -228,13 +231,17 @@ class StatementOut(msgspec.Struct, kw_only=True):
 class RemittanceIn(Input, kw_only=True):
     """A bank remittance to be confirmed by finance. A dealer files it for itself (``customer_id``
     may be left out); finance may file it for any customer. ``account_kind`` deposit pays a
-    security deposit (保证金) instead of prepayment."""
+    security deposit (保证金) instead of prepayment. ``seller_customer_id`` names the dealer
+    supplier the money was paid to (an ancestor of the customer in the dealer tree): the
+    remittance credits the customer's account in that dealer's pool and that dealer's users
+    decide it; null: paid to the brand."""
 
     amount: Decimal
     bank_reference: BankReference
     remitted_on: date
     customer_id: UUID | None = None
     sales_org_id: UUID | None = None
+    seller_customer_id: UUID | None = None
     account_kind: Literal["cash", "deposit"] = "cash"
     note: Text | None = None
 
@@ -250,6 +257,7 @@ class RemittanceOut(msgspec.Struct, kw_only=True):
     id: UUID
     customer_id: UUID
     sales_org_id: UUID | None
+    seller_customer_id: UUID | None
     account_kind: str
     amount: Decimal
     bank_reference: str

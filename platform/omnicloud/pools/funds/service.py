@@ -13,6 +13,18 @@ Money model
     (:func:`adjust`). Every transfer has a reference (document type and id) and a unique
     idempotency key, so the same request never moves money twice.
 
+Pools by owner (DOMAIN §7)
+    Every account belongs to one pool (``owner_customer_id``): NULL is the brand's pool, as
+    above; a dealer's pool holds the accounts its sub-dealers keep *at it* (cash and deposit
+    filed by remittances to it) and its own system accounts (slots ``system:<code>:<owner>``),
+    which are its side of those transfers. A transfer never crosses pools (each leg's UPDATE
+    checks the account's pool), so every pool's balances sum to zero on their own and
+    :func:`reconcile` checks that too. Functions that move money take ``owner`` (None: the
+    brand's pool, the default, so every brand caller is unchanged). A dealer pool has no sales
+    orgs: its accounts are the customer's per kind. Fees and rebate are the brand's instruments
+    (its promotions, offset ratios and rebate policies), so a dealer pool pays orders from
+    special and cash accounts and its credit.
+
 Credit (信用) is not a ledger account: a credit line is a limit, not money, and its occupation is
 the customer's exposure (open orders, receivables) that ``policies.terms.credit_preview`` checks
 with pass/warn/block actions a balance constraint cannot express. :func:`plan_payment` reports the
@@ -22,17 +34,18 @@ with ``terms.credit_preview`` and records the occupation on the order.
 Functions the order service calls, all inside the caller's transaction (they never commit). On a
 Problem the caller's transaction must roll back (a request does when the Problem propagates):
 
-``payment_accounts(session, *, customer_id, sales_org_id, today) -> list[payment.Account]``
+``payment_accounts(session, *, customer_id, sales_org_id, today, owner=None) -> list[payment.Account]``
     The accounts that may pay an order of this customer and sales org (exactly that org; None is
-    the customer's accounts without one), as the payment engine takes them. One statement.
+    the customer's accounts without one) in ``owner``'s pool, as the payment engine takes them.
+    One statement.
 ``plan_payment(session, *, customer_id, sales_org_id, request) -> payment.PaymentPlan``
     The payment sequence (DOMAIN §6) over those accounts; see ``pools.payment``. Changes nothing.
-``freeze(session, *, customer_id, sales_org_id, plan, reference) -> list[HoldOut]``
+``freeze(session, *, customer_id, sales_org_id, plan, reference, owner=None) -> list[HoldOut]``
     Places one hold per draw of the plan, each by a conditional UPDATE of its account; a plan
     with a shortfall, or an account that no longer has the amount available (a concurrent order
     got there first), is a 409 ``insufficient_funds``.
-``post_holds(session, reference, amount=None, *, by_kind=None) -> TransferOut | None``
-    Turns the reference's placed holds into one ``payment`` transfer to the ``sales`` account,
+``post_holds(session, reference, amount=None, *, by_kind=None, owner=None) -> TransferOut | None``
+    Turns the reference's placed holds into one ``payment`` transfer to the pool's ``sales`` account,
     in payment-sequence order; with ``amount``, posts that much and keeps the rest frozen (child
     holds); with ``by_kind`` (account kind → amount), posts that much of each kind's holds, so
     a shipment deducts the fee, rebate, special and cash parts of exactly the goods it ships.
@@ -44,7 +57,7 @@ Problem the caller's transaction must roll back (a request does when the Problem
     Unfreezes in reverse payment order (cash, special, rebate, fee), each hold exactly once;
     ``amount=None`` releases everything and, with nothing placed, does nothing; ``amount`` above
     what is placed is a 409. ``void_holds(session, reference)`` is ``amount=None``.
-``refund(session, reference, amount=None, *, key, memo=None, by_kind=None) -> TransferOut | None``
+``refund(session, reference, amount=None, *, key, memo=None, by_kind=None, owner=None) -> TransferOut | None``
     Returns posted money to the accounts it came from (原路返回), in reverse payment order; fee
     and rebate accounts keep their original expiry. With ``by_kind`` (account kind → amount) it
     returns that much to each kind (a return gives back each part its goods carried); more than
@@ -60,7 +73,8 @@ Problem the caller's transaction must roll back (a request does when the Problem
     equals its entries and every ``held`` its placed holds).
 
 Dealer users see only the accounts, remittances and statements of their own customer subtree;
-any other id answers 404.
+any other id answers 404. A remittance to a dealer (``seller_customer_id``) is decided by that
+dealer's users (``funds:own``) or the brand's finance; any other dealer that can see it gets a 403.
 """
 
 from __future__ import annotations
@@ -154,6 +168,12 @@ def _same_org(sales_org_id: UUID | None) -> ColumnElement[bool]:
     return column.is_(None) if sales_org_id is None else column == sales_org_id
 
 
+def _same_owner(owner: UUID | None) -> ColumnElement[bool]:
+    """The accounts of ``owner``'s pool (None: the brand's)."""
+    column = FundAccount.owner_customer_id
+    return column.is_(None) if owner is None else column == owner
+
+
 def _valid_on(day: date) -> ColumnElement[bool]:
     return and_(
         or_(FundAccount.valid_from.is_(None), FundAccount.valid_from <= day),
@@ -175,6 +195,7 @@ def account_out(a: FundAccount, day: date | None = None) -> FundAccountOut:
         id=a.id,
         customer_id=a.customer_id,
         sales_org_id=a.sales_org_id,
+        owner_customer_id=a.owner_customer_id,
         kind=a.kind,
         code=a.code,
         name=a.name,
@@ -222,26 +243,37 @@ def _new_account(**values: Any) -> FundAccount:
     return FundAccount(id=new_id(), balance=ZERO, held=ZERO, created_at=now, updated_at=now, **values)
 
 
-async def system_account(session: AsyncSession, code: str) -> FundAccount:
-    """The tenant's system account ``code``, opened on first use."""
-    slot = f"system:{code}"
-    found = await _by_slot(session, slot)
-    if found is not None:
-        return found
-    return await _open(session, _new_account(kind="system", code=code, slot=slot, name=code))
-
-
-async def customer_account(
-    session: AsyncSession, customer_id: UUID, sales_org_id: UUID | None, kind: str
-) -> FundAccount:
-    """The customer's one cash or deposit account for the sales org, opened on first use."""
-    assert kind in ("cash", "deposit")
-    slot = f"{kind}:{customer_id}:{sales_org_id or '-'}"
+async def system_account(session: AsyncSession, code: str, owner: UUID | None = None) -> FundAccount:
+    """The system account ``code`` of ``owner``'s pool (None: the brand's), opened on first use."""
+    slot = f"system:{code}" if owner is None else f"system:{code}:{owner}"
     found = await _by_slot(session, slot)
     if found is not None:
         return found
     return await _open(
-        session, _new_account(kind=kind, slot=slot, customer_id=customer_id, sales_org_id=sales_org_id)
+        session, _new_account(kind="system", code=code, slot=slot, name=code, owner_customer_id=owner)
+    )
+
+
+async def customer_account(
+    session: AsyncSession, customer_id: UUID, sales_org_id: UUID | None, kind: str, owner: UUID | None = None
+) -> FundAccount:
+    """The customer's one cash or deposit account for the sales org in ``owner``'s pool (None: the
+    brand's; a dealer's pool has no sales orgs), opened on first use."""
+    assert kind in ("cash", "deposit")
+    assert owner is None or sales_org_id is None
+    slot = f"{kind}:{customer_id}:{sales_org_id or '-'}" + ("" if owner is None else f"@{owner}")
+    found = await _by_slot(session, slot)
+    if found is not None:
+        return found
+    return await _open(
+        session,
+        _new_account(
+            kind=kind,
+            slot=slot,
+            customer_id=customer_id,
+            sales_org_id=sales_org_id,
+            owner_customer_id=owner,
+        ),
     )
 
 
@@ -287,13 +319,22 @@ async def list_accounts(
     *,
     customer_id: UUID | None = None,
     kind: str | None = None,
+    owner_customer_id: UUID | None = None,
+    brand_pool: bool | None = None,
 ) -> tuple[list[FundAccountOut], str | None]:
+    """Accounts, oldest first; ``owner_customer_id`` keeps one dealer's pool, ``brand_pool`` true
+    the brand's pool only (false: dealers' pools only)."""
     stmt = select(FundAccount)
     prefix = await _dealer_prefix(session, principal)
     if prefix is not None:
         stmt = stmt.where(FundAccount.customer_id.in_(channels.subtree_ids(prefix)))
     if customer_id is not None:
         stmt = stmt.where(FundAccount.customer_id == customer_id)
+    if owner_customer_id is not None:
+        stmt = stmt.where(FundAccount.owner_customer_id == owner_customer_id)
+    if brand_pool is not None:
+        column = FundAccount.owner_customer_id
+        stmt = stmt.where(column.is_(None) if brand_pool else column.is_not(None))
     if kind is not None:
         stmt = stmt.where(FundAccount.kind == kind)
     rows = (await session.scalars(paged_query(stmt, FundAccount.id, cursor, limit))).all()
@@ -377,11 +418,12 @@ def transfer_out(t: FundTransfer, entries: Iterable[FundEntry]) -> TransferOut:
     )
 
 
-async def _apply(session: AsyncSession, leg: Leg, now: datetime) -> Decimal:
-    """Move one leg's amount with a conditional UPDATE; returns the balance after it."""
+async def _apply(session: AsyncSession, leg: Leg, now: datetime, owner: UUID | None) -> Decimal:
+    """Move one leg's amount with a conditional UPDATE on an account of ``owner``'s pool; returns
+    the balance after it."""
     balance = _round(FundAccount.balance + leg.amount)
     values: dict[str, Any] = {"balance": balance, "updated_at": now}
-    stmt = update(FundAccount).where(FundAccount.id == leg.account_id)
+    stmt = update(FundAccount).where(FundAccount.id == leg.account_id, _same_owner(owner))
     if leg.system:
         stmt = stmt.where(FundAccount.kind == "system")
     else:
@@ -398,10 +440,16 @@ async def _apply(session: AsyncSession, leg: Leg, now: datetime) -> Decimal:
         )
     ).first()
     if row is None:
-        available = await session.scalar(
-            select(FundAccount.balance - FundAccount.held).where(FundAccount.id == leg.account_id)
-        )
-        raise insufficient(f"only {Decimal(available or 0).quantize(ZERO)} available on the account")
+        found = (
+            await session.execute(
+                select(FundAccount.balance - FundAccount.held, FundAccount.owner_customer_id).where(
+                    FundAccount.id == leg.account_id
+                )
+            )
+        ).first()
+        if found is None or found[1] != owner:
+            raise ValueError("a transfer moves money inside one pool")
+        raise insufficient(f"only {Decimal(found[0] or 0).quantize(ZERO)} available on the account")
     return Decimal(row[0]).quantize(ZERO)
 
 
@@ -437,14 +485,16 @@ async def _open_transfer(
     return transfer
 
 
-async def _write_legs(session: AsyncSession, transfer: FundTransfer, legs: Sequence[Leg]) -> TransferOut:
+async def _write_legs(
+    session: AsyncSession, transfer: FundTransfer, legs: Sequence[Leg], owner: UUID | None = None
+) -> TransferOut:
     """Move each leg by conditional UPDATE, in account order (two transfers never lock the same
-    accounts in opposite orders), and append its entry."""
+    accounts in opposite orders), and append its entry. Every leg is in ``owner``'s pool."""
     if sum((leg.amount for leg in legs), ZERO) != 0 or any(leg.amount == 0 for leg in legs):
         raise ValueError("a transfer's legs are non-zero and sum to zero")
     entries: list[FundEntry] = []
     for leg in sorted(legs, key=lambda leg: leg.account_id):
-        after = await _apply(session, leg, transfer.at)
+        after = await _apply(session, leg, transfer.at, owner)
         # The entry id is taken after the account's row lock, so entry order is balance order.
         entries.append(
             FundEntry(
@@ -477,10 +527,11 @@ async def _transfer(
     key: str,
     legs: Sequence[Leg],
     memo: str | None = None,
+    owner: UUID | None = None,
 ) -> TransferOut:
-    """Write one balanced transfer and its entries."""
+    """Write one balanced transfer and its entries, inside ``owner``'s pool."""
     transfer = await _open_transfer(session, kind=kind, reference=reference, key=key, memo=memo)
-    return await _write_legs(session, transfer, legs)
+    return await _write_legs(session, transfer, legs, owner)
 
 
 async def _existing(session: AsyncSession, key: str) -> TransferOut | None:
@@ -581,13 +632,19 @@ _PAYING_COLUMNS = (
 
 
 async def payment_accounts(
-    session: AsyncSession, *, customer_id: UUID, sales_org_id: UUID | None, today: date
+    session: AsyncSession,
+    *,
+    customer_id: UUID,
+    sales_org_id: UUID | None,
+    today: date,
+    owner: UUID | None = None,
 ) -> list[payment.Account]:
-    """The accounts that may pay this customer's order today, in one statement."""
+    """The accounts in ``owner``'s pool that may pay this customer's order today, in one statement."""
     rows = await session.execute(
         select(*_PAYING_COLUMNS).where(
             FundAccount.customer_id == customer_id,
             _same_org(sales_org_id),
+            _same_owner(owner),
             FundAccount.kind.in_(PAYING_KINDS),
             FundAccount.balance > FundAccount.held,
             _valid_on(today),
@@ -612,11 +669,12 @@ async def plan_payment(
     customer_id: UUID,
     sales_org_id: UUID | None,
     request: payment.PaymentRequest,
+    owner: UUID | None = None,
 ) -> payment.PaymentPlan:
-    """The payment sequence for an order over the customer's accounts; changes nothing. A line
-    or cap the engine refuses (not whole cents, a fee cap above its line) is a 422."""
+    """The payment sequence for an order over the customer's accounts in ``owner``'s pool; changes
+    nothing. A line or cap the engine refuses (not whole cents, a fee cap above its line) is a 422."""
     accounts = await payment_accounts(
-        session, customer_id=customer_id, sales_org_id=sales_org_id, today=request.today
+        session, customer_id=customer_id, sales_org_id=sales_org_id, today=request.today, owner=owner
     )
     try:
         return payment.plan_payment(request, accounts)
@@ -631,9 +689,11 @@ async def freeze(
     sales_org_id: UUID | None,
     plan: payment.PaymentPlan,
     reference: Reference,
+    owner: UUID | None = None,
 ) -> list[HoldOut]:
-    """Place the plan's holds (see the module docstring); 409 ``insufficient_funds`` when the plan
-    has a shortfall or an account no longer has its amount available."""
+    """Place the plan's holds on accounts of ``owner``'s pool (see the module docstring); 409
+    ``insufficient_funds`` when the plan has a shortfall or an account no longer has its amount
+    available."""
     if plan.shortfall > 0:
         raise insufficient(f"the accounts leave {plan.shortfall} of {plan.total} unpaid")
     day, now = business_day(), utcnow()
@@ -648,6 +708,7 @@ async def freeze(
                 FundAccount.id == account_id,
                 FundAccount.customer_id == customer_id,
                 _same_org(sales_org_id),
+                _same_owner(owner),
                 FundAccount.kind == draw.step,
                 _valid_on(day),
                 _round(FundAccount.balance - FundAccount.held) >= draw.amount,
@@ -831,8 +892,10 @@ async def post_holds(
     amount: Decimal | None = None,
     *,
     by_kind: Mapping[str, Decimal] | None = None,
+    owner: UUID | None = None,
 ) -> TransferOut | None:
-    """Deduct frozen money (see the module docstring)."""
+    """Deduct frozen money into the ``sales`` account of ``owner``'s pool (see the module
+    docstring); the holds are on that pool's accounts."""
     if by_kind is not None and amount is not None:
         raise ValueError("post an amount or amounts by kind, not both")
     if by_kind is not None and not any(by_kind.values()):
@@ -847,7 +910,7 @@ async def post_holds(
     by_account: dict[UUID, Decimal] = defaultdict(lambda: ZERO)
     for hold, part in taken:
         by_account[hold.account_id] += part
-    sales = await system_account(session, "sales")
+    sales = await system_account(session, "sales", owner)
     total = sum(by_account.values(), ZERO)
     legs = [Leg(account_id=a, amount=-part, release=part) for a, part in by_account.items()]
     legs.append(Leg(account_id=sales.id, amount=total, system=True))
@@ -857,7 +920,7 @@ async def post_holds(
         session, kind="payment", reference=reference, key=f"hold-post:{taken[0][0].id}"
     )
     children = await _close(session, taken, "posted", now, transfer.id)
-    out = await _write_legs(session, transfer, legs)
+    out = await _write_legs(session, transfer, legs, owner)
     _hold_event(
         session,
         "post",
@@ -913,8 +976,10 @@ async def refund(
     key: str,
     memo: str | None = None,
     by_kind: Mapping[str, Decimal] | None = None,
+    owner: UUID | None = None,
 ) -> TransferOut | None:
-    """Return posted money to where it came from (see the module docstring)."""
+    """Return posted money to where it came from, out of the ``sales`` account of ``owner``'s
+    pool (see the module docstring)."""
     if by_kind is not None and amount is not None:
         raise ValueError("refund an amount or amounts by kind, not both")
     stored_key = _caller_key("refund", key)
@@ -985,9 +1050,11 @@ async def refund(
     if short:
         kinds = ", ".join(f"{v} more {k}" for k, v in short.items())
         raise Conflict(f"this document has not posted {kinds} to refund", code="exceeds_refundable")
-    sales = await system_account(session, "sales")
+    sales = await system_account(session, "sales", owner)
     legs.append(Leg(account_id=sales.id, amount=-want, system=True))
-    return await _transfer(session, kind="refund", reference=reference, key=stored_key, legs=legs, memo=memo)
+    return await _transfer(
+        session, kind="refund", reference=reference, key=stored_key, legs=legs, memo=memo, owner=owner
+    )
 
 
 # --- crediting accounts ----------------------------------------------------------------------
@@ -1077,16 +1144,19 @@ async def grant_fee(session: AsyncSession, data: FeeGrantIn) -> FeeGrantOut:
 
 
 async def adjust(session: AsyncSession, data: AdjustmentIn) -> TransferOut:
-    """A correcting transfer (调账) with a reason; entries are never edited."""
+    """A correcting transfer (调账) with a reason; entries are never edited. It stays in the
+    account's pool: the counter-account is that pool's ``adjustments`` or another account of the
+    same customer in the same pool."""
     account = await session.get(FundAccount, (require_tenant(), data.fund_account_id))
     if account is None or account.customer_id is None:
         raise invalid("fund_account_id", "no such customer fund account")
+    owner = account.owner_customer_id
     if data.counter_fund_account_id is None:
-        counter = await system_account(session, "adjustments")
+        counter = await system_account(session, "adjustments", owner)
     else:
         found = await session.get(FundAccount, (require_tenant(), data.counter_fund_account_id))
-        if found is None or found.customer_id != account.customer_id:
-            raise invalid("counter_fund_account_id", "no such account of the same customer")
+        if found is None or found.customer_id != account.customer_id or found.owner_customer_id != owner:
+            raise invalid("counter_fund_account_id", "no such account of the same customer in the same pool")
         counter = found
     adjustment_id = new_id()
     return await _transfer(
@@ -1099,6 +1169,7 @@ async def adjust(session: AsyncSession, data: AdjustmentIn) -> TransferOut:
             Leg(account_id=counter.id, amount=-data.amount, system=counter.customer_id is None),
         ],
         memo=data.reason,
+        owner=owner,
     )
 
 
@@ -1110,6 +1181,7 @@ def remittance_out(r: Remittance) -> RemittanceOut:
         id=r.id,
         customer_id=r.customer_id,
         sales_org_id=r.sales_org_id,
+        seller_customer_id=r.seller_customer_id,
         account_kind=r.account_kind,
         amount=r.amount,
         bank_reference=r.bank_reference,
@@ -1139,8 +1211,12 @@ async def create_remittance(session: AsyncSession, principal: Principal, data: R
             raise invalid("customer_id", "name the customer who remitted")
         customer_id = data.customer_id
     assert customer_id is not None
-    await channels.require_customer(session, customer_id)
+    customer = await channels.require_customer(session, customer_id)
     await _require_sales_org(session, data.sales_org_id)
+    if data.seller_customer_id is not None:
+        await _require_supplier(session, customer, data.seller_customer_id)
+        if data.sales_org_id is not None:
+            raise invalid("sales_org_id", "a dealer's pool has no sales orgs")
     day = business_day()
     if data.remitted_on > day:
         raise invalid("remitted_on", f"must not be in the future (today is {day.isoformat()})")
@@ -1157,6 +1233,7 @@ async def create_remittance(session: AsyncSession, principal: Principal, data: R
         id=new_id(),
         customer_id=customer_id,
         sales_org_id=data.sales_org_id,
+        seller_customer_id=data.seller_customer_id,
         account_kind=data.account_kind,
         amount=data.amount,
         bank_reference=data.bank_reference,
@@ -1172,6 +1249,26 @@ async def create_remittance(session: AsyncSession, principal: Principal, data: R
         session, "remittance", remittance.id, None, audit.snapshot(remittance, REMITTANCE_FIELDS)
     )
     return remittance_out(remittance)
+
+
+async def _require_supplier(session: AsyncSession, customer: Any, seller_id: UUID) -> None:
+    """A dealer pool a customer may pay into: a dealer above it in the dealer tree (its
+    supplier), never itself."""
+    seller = await channels.require_customer(session, seller_id, field="seller_customer_id")
+    if seller.id == customer.id or not customer.path.startswith(seller.path):
+        raise invalid("seller_customer_id", "must be a dealer above the customer in the dealer tree")
+
+
+def _may_decide(principal: Principal, remittance: Remittance) -> None:
+    """Who confirms or rejects: the brand's finance (``funds:write``) any remittance; a dealer's
+    users (``funds:own``) those paid into its own pool only."""
+    if principal.is_dealer:
+        if remittance.seller_customer_id is None or remittance.seller_customer_id != principal.customer_id:
+            raise Forbidden("a dealer decides only remittances paid into its own pool", code="not_your_pool")
+        if not principal.can("funds:own"):
+            raise Forbidden("missing permission: funds:own", code="missing_permission")
+    elif not principal.can("funds:write"):
+        raise Forbidden("missing permission: funds:write", code="missing_permission")
 
 
 async def _visible_remittance(session: AsyncSession, principal: Principal, remittance_id: UUID) -> Remittance:
@@ -1193,6 +1290,7 @@ async def list_remittances(
     *,
     customer_id: UUID | None = None,
     status: str | None = None,
+    seller_customer_id: UUID | None = None,
 ) -> tuple[list[RemittanceOut], str | None]:
     stmt = select(Remittance)
     prefix = await _dealer_prefix(session, principal)
@@ -1200,6 +1298,8 @@ async def list_remittances(
         stmt = stmt.where(Remittance.customer_id.in_(channels.subtree_ids(prefix)))
     if customer_id is not None:
         stmt = stmt.where(Remittance.customer_id == customer_id)
+    if seller_customer_id is not None:
+        stmt = stmt.where(Remittance.seller_customer_id == seller_customer_id)
     if status is not None:
         stmt = stmt.where(Remittance.status == status)
     rows = (await session.scalars(paged_query(stmt, Remittance.id, cursor, limit))).all()
@@ -1225,14 +1325,17 @@ async def _decide(session: AsyncSession, remittance: Remittance, status: str, re
 async def confirm_remittance(
     session: AsyncSession, principal: Principal, remittance_id: UUID
 ) -> RemittanceOut:
-    """Finance confirms the receipt: cash (or deposit) is credited exactly once."""
+    """Finance (or, paid into a dealer's pool, that dealer) confirms the receipt: cash (or deposit)
+    in the pool it was paid into is credited exactly once."""
     remittance = await _visible_remittance(session, principal, remittance_id)
+    _may_decide(principal, remittance)
     before = audit.snapshot(remittance, REMITTANCE_FIELDS)
     await _decide(session, remittance, "confirmed", None)
+    owner = remittance.seller_customer_id
     account = await customer_account(
-        session, remittance.customer_id, remittance.sales_org_id, remittance.account_kind
+        session, remittance.customer_id, remittance.sales_org_id, remittance.account_kind, owner
     )
-    receipts = await system_account(session, "receipts")
+    receipts = await system_account(session, "receipts", owner)
     transfer = await _transfer(
         session,
         kind="receipt",
@@ -1243,6 +1346,7 @@ async def confirm_remittance(
             Leg(account_id=receipts.id, amount=-remittance.amount, system=True),
         ],
         memo=f"bank {remittance.bank_reference}",
+        owner=owner,
     )
     remittance.transfer_id, remittance.account_id = transfer.id, account.id
     await session.flush()
@@ -1260,8 +1364,9 @@ async def confirm_remittance(
 async def reject_remittance(
     session: AsyncSession, principal: Principal, remittance_id: UUID, reason: str
 ) -> RemittanceOut:
-    """Finance rejects the receipt; no balance changes."""
+    """Finance (or the dealer it was paid to) rejects the receipt; no balance changes."""
     remittance = await _visible_remittance(session, principal, remittance_id)
+    _may_decide(principal, remittance)
     before = audit.snapshot(remittance, REMITTANCE_FIELDS)
     await _decide(session, remittance, "rejected", reason)
     audit.record(session, "reject", "remittance", remittance.id, before=before, after={"status": "rejected"})
@@ -1399,7 +1504,8 @@ async def statement(
 async def reconcile(session: AsyncSession) -> list[str]:
     """What does not add up in the tenant's ledger (empty when all is well): a transfer whose
     legs do not sum to zero, a balance that is not the sum of its entries, a ``held`` that is not
-    the sum of its placed holds, a customer account below zero or below what it holds."""
+    the sum of its placed holds, a customer account below zero or below what it holds, a pool
+    (the brand's or a dealer's) whose balances do not sum to zero."""
     problems: list[str] = []
     unbalanced = await session.execute(
         select(FundEntry.transfer_id, func.sum(FundEntry.amount))
@@ -1423,7 +1529,9 @@ async def reconcile(session: AsyncSession) -> list[str]:
             )
         ).all()
     )
+    pools: dict[UUID | None, Decimal] = defaultdict(lambda: ZERO)
     for a in (await session.scalars(select(FundAccount).execution_options(populate_existing=True))).all():
+        pools[a.owner_customer_id] += a.balance
         entries = Decimal(sums.get(a.id, 0)).quantize(ZERO)
         placed = Decimal(held.get(a.id, 0)).quantize(ZERO)
         if entries != a.balance:
@@ -1432,4 +1540,7 @@ async def reconcile(session: AsyncSession) -> list[str]:
             problems.append(f"account {a.id} holds {a.held} but its placed holds sum to {placed}")
         if a.kind != "system" and not (ZERO <= a.held <= a.balance):
             problems.append(f"account {a.id} balance {a.balance} does not cover held {a.held}")
+    problems += [
+        f"the pool of {owner or 'the brand'} sums to {total}" for owner, total in pools.items() if total != 0
+    ]
     return problems

@@ -19,7 +19,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from omnicloud.core.deps import Caller, Cursor, Limit, Session, page_limit
 from omnicloud.core.http import IDEMPOTENCY_HEADER, idempotent, if_match, requires
-from omnicloud.pools.funds.api import require_key
+from omnicloud.pools.funds.api import require_key, staff_or_dealer
 from omnicloud.pools.order_states import RETURN_STATUSES, STATUSES
 from omnicloud.pools.orders import returns, service
 from omnicloud.pools.orders.schemas import (
@@ -37,6 +37,18 @@ from omnicloud.pools.orders.schemas import (
 )
 
 READ = [requires("orders:read")]
+APPROVE = [staff_or_dealer("orders:approve", "orders:sell")]
+SHIP = [staff_or_dealer("orders:ship", "orders:sell")]
+SELLER = " A dealer (orders:sell) takes this step only on the orders it sells (403 for others it sees)."
+Role = Annotated[
+    str | None,
+    QueryParameter(
+        name="role",
+        pattern="^(sold|bought)$",
+        description="`sold`: the orders the caller's dealer sells (staff: the brand-sold ones); "
+        "`bought`: the dealer's own purchases",
+    ),
+]
 OrderStatus = Annotated[
     str | None,
     QueryParameter(name="status", pattern=f"^({'|'.join(STATUSES)})$", description="Order status"),
@@ -63,7 +75,10 @@ class OrderController(Controller):
         "/",
         operation_id="listOrders",
         summary="List orders, newest last",
-        description="Dealers see the orders of their own customer subtree only.",
+        description="Dealers see the orders of their own customer subtree only (a level-1 dealer "
+        "sees its sub-dealers' orders, the ones it sells them among them). `role=sold` keeps the "
+        "orders the caller's dealer sells, `role=bought` its own purchases; `seller_customer_id` one "
+        "dealer's sales orders.",
         guards=READ,
     )
     async def list_orders(
@@ -73,11 +88,20 @@ class OrderController(Controller):
         state: State,
         status: OrderStatus = None,
         customer_id: FromQuery[UUID | None] = None,
+        role: Role = None,
+        seller_customer_id: FromQuery[UUID | None] = None,
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> OrderPage:
         items, nxt = await service.list_orders(
-            session, principal, cursor, page_limit(state, limit), status=status, customer_id=customer_id
+            session,
+            principal,
+            cursor,
+            page_limit(state, limit),
+            status=status,
+            customer_id=customer_id,
+            role=role,
+            seller_customer_id=seller_customer_id,
         )
         return OrderPage(items=items, next_cursor=nxt)
 
@@ -86,7 +110,10 @@ class OrderController(Controller):
         operation_id="submitOrder",
         summary="Submit an order: price, credit-check, freeze funds and reserve stock in one step",
         description="A dealer orders for itself; staff name the customer. Priced like a quote on the "
-        "day of submission. A line below a blocking price floor is a 422 `below_price_floor`; money "
+        "day of submission. Lines a supply relation routes to a level-1 dealer make the order that "
+        "dealer's sales order: it ships from a warehouse of that dealer and is paid from the buyer's "
+        "accounts at it; lines of several sellers are a 422 `mixed_sellers` naming each line's seller. "
+        "A line below a blocking price floor is a 422 `below_price_floor`; money "
         "the accounts and credit cannot cover is a 409 `insufficient_funds`; a blocking credit rule a "
         "409 `credit_blocked`; missing stock a 409. A refused order leaves nothing behind. Needs an "
         "Idempotency-Key (428 without one).",
@@ -124,8 +151,8 @@ class OrderController(Controller):
         operation_id="approveOrder",
         summary="Approve an order waiting for approval",
         description="Runs the credit check of the approval check point (a block is a 409 "
-        "`credit_blocked`); posting at approval, every freeze is deducted. " + RACE,
-        guards=[requires("orders:approve")],
+        "`credit_blocked`); posting at approval, every freeze is deducted. " + RACE + SELLER,
+        guards=APPROVE,
         status_code=200,
     )
     async def approve(
@@ -139,8 +166,8 @@ class OrderController(Controller):
         "/{order_id:uuid}/reject",
         operation_id="rejectOrder",
         summary="Reject an order waiting for approval: its freezes, stock and coupons are released",
-        description=RACE,
-        guards=[requires("orders:approve")],
+        description=RACE + SELLER,
+        guards=APPROVE,
         status_code=200,
     )
     async def reject(
@@ -162,7 +189,8 @@ class OrderController(Controller):
         "/{order_id:uuid}/cancel",
         operation_id="cancelOrder",
         summary="Cancel an order, or close the rest of a partially shipped one",
-        description="A dealer cancels its own orders. Cancelling a partially shipped order closes the "
+        description="A dealer cancels its own orders and the orders it sells. "
+        "Cancelling a partially shipped order closes the "
         "rest (status `closed`): its unshipped credit is released first, then what is still frozen "
         "(or, posted at approval, the unshipped goods' money is refunded), then the unshipped stock "
         "holds. " + RACE,
@@ -191,8 +219,10 @@ class OrderController(Controller):
         description="Quantities are in each line's unit. Posting at shipment, each shipped line deducts "
         "its share of its fee, rebate, special and cash parts; the shipment that completes the order "
         "deducts all that is still frozen. A blocking credit rule at the shipment check point is a "
-        "409 `credit_blocked` that changes nothing. Needs an Idempotency-Key (428 without one). " + RACE,
-        guards=[requires("orders:ship")],
+        "409 `credit_blocked` that changes nothing. Needs an Idempotency-Key (428 without one). "
+        + RACE
+        + SELLER,
+        guards=SHIP,
         status_code=201,
     )
     async def ship(
@@ -288,8 +318,8 @@ class ReturnController(Controller):
         "/{return_id:uuid}/approve",
         operation_id="approveReturn",
         summary="Approve a requested return",
-        description=RETURN_RACE,
-        guards=[requires("orders:approve")],
+        description=RETURN_RACE + SELLER,
+        guards=APPROVE,
         status_code=200,
     )
     async def approve(
@@ -303,8 +333,8 @@ class ReturnController(Controller):
         "/{return_id:uuid}/reject",
         operation_id="rejectReturn",
         summary="Reject a requested return: its quantities may be returned again",
-        description=RETURN_RACE,
-        guards=[requires("orders:approve")],
+        description=RETURN_RACE + SELLER,
+        guards=APPROVE,
         status_code=200,
     )
     async def reject(
@@ -348,12 +378,15 @@ class ReturnController(Controller):
     @post(
         "/{return_id:uuid}/receive",
         operation_id="receiveReturn",
-        summary="Receive an approved return into a brand warehouse and refund it the way it was paid",
+        summary="Receive an approved return into the seller's warehouse and refund it the way it was paid",
         description="The goods come back as a stock receipt (reference `return:<id>`); the fee and "
         "rebate shares restore their accounts with their original expiry, the rest goes back to "
         "special and cash, and the credit share leaves the exposure. Needs an Idempotency-Key: a "
-        "retry replays the first answer and never refunds twice. " + RETURN_RACE,
-        guards=[requires("orders:ship")],
+        "retry replays the first answer and never refunds twice. A dealer-sold order's goods go back "
+        "into a warehouse of the selling dealer and its money back out of that dealer's pool. "
+        + RETURN_RACE
+        + SELLER,
+        guards=SHIP,
         status_code=200,
     )
     async def receive(

@@ -37,7 +37,11 @@ class Order(TenantOwned):
     what has been deducted of it so far (at shipment or at approval, as ``posting_point`` was
     set when the order was submitted) and ``refunded_amount`` what cancels and returns gave back
     of that. ``credit_amount`` is the part left on credit; ``credit_shipped`` the part of it the
-    shipped goods carry and ``credit_returned`` the part returns took back."""
+    shipped goods carry and ``credit_returned`` the part returns took back.
+
+    ``seller_customer_id`` is the dealer that sells it (DOMAIN §7: a level-2 dealer's order routed
+    to its level-1 supplier): it ships from that dealer's warehouse and is paid and credit-checked
+    in that dealer's pool. NULL: the brand sells it."""
 
     __tablename__ = "orders"
     __table_args__ = (
@@ -46,7 +50,9 @@ class Order(TenantOwned):
         tenant_fk("customer_id", "customers"),
         tenant_fk("sales_org_id", "sales_orgs"),
         tenant_fk("warehouse_id", "warehouses"),
+        tenant_fk("seller_customer_id", "customers"),
         Index(None, "tenant_id", "customer_id", "id"),
+        Index(None, "tenant_id", "seller_customer_id", "id"),
         Index(None, "tenant_id", "status", "id"),
         CheckConstraint(_known("status", STATUSES), name="status_known"),
         CheckConstraint(_known("floor_verdict", FLOOR_VERDICTS), name="floor_verdict_known"),
@@ -67,6 +73,7 @@ class Order(TenantOwned):
 
     number: Mapped[str] = mapped_column(String(40))
     customer_id: Mapped[UUID]
+    seller_customer_id: Mapped[UUID | None]
     sales_org_id: Mapped[UUID | None]
     warehouse_id: Mapped[UUID]
     status: Mapped[str] = mapped_column(String(20))

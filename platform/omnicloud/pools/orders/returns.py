@@ -11,9 +11,10 @@ A return is a document of its own (``pools.order_states.RETURN_TRANSITIONS``)::
   (``returning_quantity``, a conditional UPDATE ``returned + returning + q <= shipped``), so
   concurrent returns can never take back more than shipped: the one that no longer fits is a 409
   ``exceeds_returnable`` and leaves nothing behind.
-- approve / reject (brand staff); cancel (the filer or staff, before receipt): reject and cancel
-  give the claimed quantities back.
-- receive (brand staff, into a brand warehouse they choose): the goods come back as a stock
+- approve / reject (the seller: brand staff, or for a dealer-sold order that dealer's users);
+  cancel (the filer or staff, before receipt): reject and cancel give the claimed quantities back.
+- receive (the seller, into a warehouse of the seller it chooses: the brand's for a brand-sold
+  order, the selling dealer's for a dealer-sold one, whose pool refunds): the goods come back as a stock
   receipt (``reference="return:<id>"``); each returned line's parts are its cumulative shares
   (``orders.service.moved_parts`` after what earlier returns of the line took back), so all the
   returns of a line add up to exactly what shipped. The fee and rebate shares restore the fee and
@@ -416,6 +417,7 @@ async def _order_of(session: AsyncSession, r: OrderReturn) -> Order:
 async def approve_return(session: AsyncSession, principal: Principal, return_id: UUID) -> ReturnOut:
     r = await _visible(session, principal, return_id)
     order = await _order_of(session, r)
+    orders._sells(principal, order)
     await _move(session, principal, order, r, "approve", {}, decided_by=principal.actor)
     return await _out(session, r)
 
@@ -443,6 +445,7 @@ async def reject_return(
     session: AsyncSession, principal: Principal, return_id: UUID, reason: str | None
 ) -> ReturnOut:
     r = await _visible(session, principal, return_id)
+    orders._sells(principal, await _order_of(session, r))
     return await _close_unreceived(session, principal, r, "reject", reason)
 
 
@@ -461,12 +464,13 @@ async def receive_return(
     r = await _visible(session, principal, return_id)
     if not keyed:
         raise _key_required()
-    await orders._brand_warehouse(session, data.warehouse_id)
+    order = await _order_of(session, r)
+    orders._sells(principal, order)
+    await orders._selling_warehouse(session, data.warehouse_id, order.seller_customer_id)
     try:
         order_states.return_transition(r.status, "receive")  # type: ignore[arg-type]
     except order_states.IllegalTransition as exc:
         raise Conflict(str(exc), code="illegal_transition") from None
-    order = await _order_of(session, r)
     lines = await _lines_of(session, r.id)
     order_lines = {ln.id: ln for ln in await orders._lines_of(session, order.id)}
     total: dict[str, Decimal] = {}
@@ -520,6 +524,7 @@ async def receive_return(
         key=stock_reference(r.id),
         memo=f"return {r.number}",
         by_kind=money,
+        owner=order.seller_customer_id,
     )
     if transfer is not None:
         await session.execute(
@@ -548,7 +553,7 @@ async def receive_return(
         document_id=r.id,
         order_id=order.id,
         customer_id=order.customer_id,
-        seller_customer_id=None,
+        seller_customer_id=order.seller_customer_id,
         sales_org_id=order.sales_org_id,
         movements=movements,
     )

@@ -127,9 +127,13 @@ class OrderTotals(msgspec.Struct, kw_only=True):
 
 
 class OrderSummary(msgspec.Struct, kw_only=True):
+    """``seller_customer_id``: the dealer that sells the order (its level-1 supplier's sales
+    order, DOMAIN §7); null: the brand."""
+
     id: UUID
     number: str
     customer_id: UUID
+    seller_customer_id: UUID | None
     sales_org_id: UUID | None
     warehouse_id: UUID
     status: str

@@ -66,12 +66,30 @@ where the approver is the approval) is written to the history entry's ``detail.c
   the coupon codes.
 - confirm receipt: shipped → completed.
 
-Dealer users see the orders of their customer subtree (others answer 404) and act only on their
-own customer's orders (403 for a sub-dealer's).
+Dealer-sold orders (DOMAIN §7): the quote routes each line to its seller (a supply relation
+names a level-1 dealer, or the brand). An order whose lines are all sold by one dealer is that
+dealer's sales order (``seller_customer_id``): it ships from a warehouse that dealer owns (422
+otherwise), its payment plan runs over the buyer's accounts *in that dealer's pool*
+(``funds.payment_accounts(owner=...)``; fees and rebate are the brand's, so special, cash and
+credit pay it), its credit part is checked against the credit that dealer granted the buyer
+(``terms.credit_preview(owner_customer_id=...)`` with the exposure of the orders that dealer
+sells the buyer), its stock is reserved in that warehouse, every posting and refund goes to that
+dealer's ``sales`` account, and its sales facts carry the seller. The brand's approval rules are
+the brand's and do not apply (a floor or credit verdict ``needs_approval`` still does). A
+basket mixing sellers is a 422 ``mixed_sellers`` naming each line's seller: the buyer sends one
+order per seller. Brand-sold orders (``seller_customer_id`` null) are exactly as above, and the
+brand's credit exposure counts only them.
+
+Dealer users see the orders of their customer subtree (others answer 404), so a seller sees its
+sub-dealers' purchases from it and a buyer never sees its seller's own purchases. A dealer acts as
+a buyer only on its own customer's orders (cancel, confirm receipt, returns; 403 for a
+sub-dealer's) and as a seller (``orders:sell``) on the orders it sells: approve, reject, ship,
+cancel, and its returns' approve, reject and receive (403 for any other order it can see).
 """
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
@@ -103,7 +121,7 @@ from omnicloud.core.paging import paged_query, split_page
 from omnicloud.core.security import Principal, current_principal
 from omnicloud.core.tenancy import require_tenant
 from omnicloud.inventory import service as inventory
-from omnicloud.inventory.schemas import StockRequest
+from omnicloud.inventory.schemas import StockRequest, WarehouseOut
 from omnicloud.policies import credit
 from omnicloud.policies.approval import may_approve
 from omnicloud.policies.approvals import service as approvals
@@ -176,6 +194,7 @@ def _summary_fields(o: Order) -> dict[str, Any]:
         "id": o.id,
         "number": o.number,
         "customer_id": o.customer_id,
+        "seller_customer_id": o.seller_customer_id,
         "sales_org_id": o.sales_org_id,
         "warehouse_id": o.warehouse_id,
         "status": o.status,
@@ -297,10 +316,25 @@ async def _visible_order(session: AsyncSession, principal: Principal, order_id: 
     return order
 
 
-def _own(principal: Principal, order: Order) -> None:
-    """Dealers act only on their own customer's orders; a sub-dealer's they may only read."""
-    if principal.is_dealer and order.customer_id != principal.customer_id:
-        raise Forbidden("a dealer acts only on its own orders", code="not_your_order")
+def _own(principal: Principal, order: Order, *, seller_may: bool = False) -> None:
+    """Dealers act only on their own customer's orders (or, ``seller_may``, on the orders they
+    sell); a sub-dealer's they may only read."""
+    if not principal.is_dealer or order.customer_id == principal.customer_id:
+        return
+    if seller_may and order.seller_customer_id == principal.customer_id:
+        return
+    raise Forbidden("a dealer acts only on its own orders", code="not_your_order")
+
+
+def _sells(principal: Principal, order: Order) -> None:
+    """A seller's steps (approve, reject, ship, a return's decision and receipt): a dealer takes
+    them only on the orders it sells, with ``orders:sell``; staff on any."""
+    if not principal.is_dealer:
+        return
+    if order.seller_customer_id is None or order.seller_customer_id != principal.customer_id:
+        raise Forbidden("a dealer acts as the seller only on the orders it sells", code="not_your_sale")
+    if not principal.can("orders:sell"):
+        raise Forbidden("missing permission: orders:sell", code="missing_permission")
 
 
 async def get_order(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
@@ -315,11 +349,26 @@ async def list_orders(
     *,
     status: str | None = None,
     customer_id: UUID | None = None,
+    role: str | None = None,
+    seller_customer_id: UUID | None = None,
 ) -> tuple[list[OrderSummary], str | None]:
+    """Orders, oldest first. ``role`` ``sold``: the orders the caller's dealer sells (for the
+    brand's staff: the brand-sold ones); ``bought``: the dealer's own purchases."""
     stmt = select(Order)
     prefix = await channels.dealer_scope_path(session, principal)
     if prefix is not None:
         stmt = stmt.where(Order.customer_id.in_(channels.subtree_ids(prefix)))
+    if role == "sold":
+        seller = principal.customer_id
+        stmt = stmt.where(
+            Order.seller_customer_id.is_(None) if seller is None else Order.seller_customer_id == seller
+        )
+    elif role == "bought":
+        if principal.customer_id is None:
+            raise invalid("role", "only a dealer buys: staff list a customer's orders with customer_id")
+        stmt = stmt.where(Order.customer_id == principal.customer_id)
+    if seller_customer_id is not None:
+        stmt = stmt.where(Order.seller_customer_id == seller_customer_id)
     if status is not None:
         stmt = stmt.where(Order.status == status)
     if customer_id is not None:
@@ -348,17 +397,54 @@ async def _customer(session: AsyncSession, principal: Principal, customer_id: UU
     return await channels.require_customer(session, customer_id)
 
 
-async def _brand_warehouse(session: AsyncSession, warehouse_id: UUID) -> None:
-    """Orders in this slice are sold by the brand: they ship from one of its warehouses (one no
-    dealer owns). Routing a level-2 order to its level-1 dealer's stock comes with §7 routing."""
+async def _warehouse(session: AsyncSession, warehouse_id: UUID) -> WarehouseOut:
+    """An active warehouse, or a 422 naming ``warehouse_id``."""
     try:
         warehouse = await inventory.get_warehouse(session, None, warehouse_id)
     except NotFound:
         raise invalid("warehouse_id", "no such warehouse") from None
-    if warehouse.owner_customer_id is not None:
-        raise invalid("warehouse_id", "orders ship from a brand warehouse, not a dealer's")
     if warehouse.status != "active":
         raise invalid("warehouse_id", f"the warehouse is {warehouse.status}")
+    return warehouse
+
+
+def _sellers_warehouse(warehouse: WarehouseOut, seller: UUID | None) -> None:
+    """The seller's goods move through its own warehouses: the brand's (no dealer owns them) for a
+    brand-sold order, the selling dealer's for a dealer-sold one."""
+    if seller is None and warehouse.owner_customer_id is not None:
+        raise invalid("warehouse_id", "orders ship from a brand warehouse, not a dealer's")
+    if seller is not None and warehouse.owner_customer_id != seller:
+        raise invalid("warehouse_id", f"this order is sold by dealer {seller}: use a warehouse it owns")
+
+
+async def _selling_warehouse(session: AsyncSession, warehouse_id: UUID, seller: UUID | None) -> None:
+    """An active warehouse of the seller (see :func:`_sellers_warehouse`)."""
+    _sellers_warehouse(await _warehouse(session, warehouse_id), seller)
+
+
+def _seller_of(q: QuoteOut) -> UUID | None:
+    """The one seller of every line (None: the brand); lines of several sellers are a 422
+    ``mixed_sellers`` that names each line's seller, so the buyer can split the basket."""
+    sellers = {ln.seller_customer_id for ln in q.lines}
+    if len(sellers) <= 1:
+        return next(iter(sellers), None)
+    raise Unprocessable(
+        "the lines are sold by different sellers: send one order per seller",
+        code="mixed_sellers",
+        errors=[
+            {
+                **field_error(
+                    f"lines[{i}]",
+                    "sold by the brand"
+                    if ln.seller_customer_id is None
+                    else f"sold by dealer {ln.seller_customer_id}",
+                ),
+                "line_id": ln.line_id,
+                "seller_customer_id": None if ln.seller_customer_id is None else str(ln.seller_customer_id),
+            }
+            for i, ln in enumerate(q.lines)
+        ],
+    )
 
 
 def _refuse_blocked_floor(q: QuoteOut) -> None:
@@ -379,12 +465,17 @@ def _refuse_blocked_floor(q: QuoteOut) -> None:
 
 
 async def _plan(
-    session: AsyncSession, q: QuoteOut, customer_id: UUID, sales_org_id: UUID | None, day: Any
+    session: AsyncSession,
+    q: QuoteOut,
+    customer_id: UUID,
+    sales_org_id: UUID | None,
+    day: Any,
+    seller: UUID | None = None,
 ) -> payment.PaymentPlan:
-    """The payment sequence over the customer's accounts; SKU facts are read only when a special
-    account's product scope needs them."""
+    """The payment sequence over the customer's accounts in the seller's pool; SKU facts are read
+    only when a special account's product scope needs them."""
     accounts = await funds.payment_accounts(
-        session, customer_id=customer_id, sales_org_id=sales_org_id, today=day
+        session, customer_id=customer_id, sales_org_id=sales_org_id, today=day, owner=seller
     )
     facts: dict[UUID, catalog.SkuFacts] = {}
     if any(a.kind == "special" for a in accounts):
@@ -425,8 +516,16 @@ def _credit_blocked(check_point: str, reasons: Sequence[str]) -> Conflict:
 
 
 async def _credit_verdict(
-    session: AsyncSession, customer: Any, amount: Decimal, check_point: str, day: Any, *, lock: bool
+    session: AsyncSession,
+    customer: Any,
+    amount: Decimal,
+    check_point: str,
+    day: Any,
+    *,
+    lock: bool,
+    seller: UUID | None = None,
 ) -> credit.CreditVerdict | None:
+    """The verdict of the brand's credit, or of the credit ``seller`` granted the customer."""
     revs = await revisions.current(session, (terms.TOPIC,))
     book = await terms.terms_book(session, revs[terms.TOPIC])
     return await terms.credit_preview(
@@ -437,19 +536,21 @@ async def _credit_verdict(
         amount=amount,
         check_point=check_point,
         today=day,
-        sales_org_id=customer.sales_org_id,
+        sales_org_id=customer.sales_org_id if seller is None else None,
         lock=lock,
+        owner_customer_id=seller,
+        exposure=None if seller is None else functools.partial(seller_exposure, seller_id=seller),
     )
 
 
 async def _check_credit(
-    session: AsyncSession, customer: Any, amount: Decimal, day: Any
+    session: AsyncSession, customer: Any, amount: Decimal, day: Any, seller: UUID | None = None
 ) -> tuple[str | None, list[str]]:
     """The credit verdict on the part of the order left on credit (check point ``submit``)."""
     if amount <= 0:
         return None, []
     # Locked: concurrent orders of one customer take their credit one after the other.
-    verdict = await _credit_verdict(session, customer, amount, "submit", day, lock=True)
+    verdict = await _credit_verdict(session, customer, amount, "submit", day, lock=True, seller=seller)
     if verdict is None:
         raise funds.insufficient(f"the accounts leave {amount} unpaid and the customer has no credit line")
     if verdict.action == "block":
@@ -466,7 +567,15 @@ async def _credit_at(
     if carried <= 0:
         return None
     customer = await channels.require_customer(session, order.customer_id)
-    verdict = await _credit_verdict(session, customer, ZERO, check_point, funds.business_day(), lock=False)
+    verdict = await _credit_verdict(
+        session,
+        customer,
+        ZERO,
+        check_point,
+        funds.business_day(),
+        lock=False,
+        seller=order.seller_customer_id,
+    )
     if verdict is None or verdict.action == "pass":
         return None
     if verdict.action == "block" or (verdict.action == "needs_approval" and check_point == "shipment"):
@@ -474,10 +583,14 @@ async def _credit_at(
     return {"check_point": check_point, "action": verdict.action, "reasons": list(verdict.reasons)}
 
 
-async def _order_exposure(session: AsyncSession, customer_id: UUID) -> credit.ExposureInputs:
-    """What the customer's orders keep on credit (see the module docstring): the unshipped credit
-    part of open orders, and the shipped credit part net of returns of every order that shipped
-    (until invoices, which another pool subtracts, and payments against credit)."""
+async def _exposure(
+    session: AsyncSession, customer_id: UUID, seller_id: UUID | None
+) -> credit.ExposureInputs:
+    """What the customer's orders from one seller (None: the brand) keep on credit: the unshipped
+    credit part of open orders, and the shipped credit part net of returns of every order that
+    shipped (until invoices, which another pool subtracts, and payments against credit)."""
+    seller = Order.seller_customer_id
+    of_seller = seller.is_(None) if seller_id is None else seller == seller_id
     open_part = case(
         (Order.status.in_(order_states.OPEN), Order.credit_amount - Order.credit_shipped), else_=0
     )
@@ -486,12 +599,28 @@ async def _order_exposure(session: AsyncSession, customer_id: UUID) -> credit.Ex
             select(
                 func.coalesce(func.sum(open_part), 0),
                 func.coalesce(func.sum(Order.credit_shipped - Order.credit_returned), 0),
-            ).where(Order.customer_id == customer_id, Order.status.not_in(("cancelled", "rejected")))
+            ).where(
+                Order.customer_id == customer_id,
+                of_seller,
+                Order.status.not_in(("cancelled", "rejected")),
+            )
         )
     ).one()
     return credit.ExposureInputs(
         open_orders=Decimal(row[0]).quantize(ZERO), shipped_not_invoiced=Decimal(row[1]).quantize(ZERO)
     )
+
+
+async def _order_exposure(session: AsyncSession, customer_id: UUID) -> credit.ExposureInputs:
+    """The brand's credit exposure from orders: the brand-sold ones (module docstring)."""
+    return await _exposure(session, customer_id, None)
+
+
+async def seller_exposure(
+    session: AsyncSession, customer_id: UUID, *, seller_id: UUID
+) -> credit.ExposureInputs:
+    """The exposure of the credit ``seller_id`` granted the customer: the orders it sells it."""
+    return await _exposure(session, customer_id, seller_id)
 
 
 terms.add_exposure_source(_order_exposure)
@@ -674,7 +803,7 @@ async def submit(
         raise invalid("date", f"an order is priced on the day it is submitted ({day.isoformat()})")
     # Held here, so the quote finds the customer in the identity map instead of reading it again.
     customer = await _customer(session, principal, customer_id)
-    await _brand_warehouse(session, data.warehouse_id)
+    warehouse = await _warehouse(session, data.warehouse_id)
     q = await quotes.quote(
         session,
         plugins,
@@ -690,22 +819,29 @@ async def submit(
         max_lines=max_lines,
         credit_preview=False,  # the order checks credit on its own plan's credit part below
     )
+    seller = _seller_of(q)
+    _sellers_warehouse(warehouse, seller)
     _refuse_blocked_floor(q)
+    sales_org_id = customer.sales_org_id if seller is None else None  # a dealer's pool has no orgs
     order_id, now = new_id(), utcnow()
     if q.promotions:  # budgets and per-customer limits, taken now or the order is refused (409)
         await promos.consume(session, customer_id=customer_id, order_id=order_id, applications=q.promotions)
-    plan = await _plan(session, q, customer_id, customer.sales_org_id, day)
-    credit_action, credit_reasons = await _check_credit(session, customer, plan.credit, day)
+    plan = await _plan(session, q, customer_id, sales_org_id, day, seller)
+    credit_action, credit_reasons = await _check_credit(session, customer, plan.credit, day, seller)
     revs = await revisions.current(session, (SETTINGS_TOPIC, approvals.TOPIC))
-    rules = await approvals.approval_for(
-        session,
-        customer=customer,
-        channel=q.channel,
-        gross=q.totals.gross,
-        amount=q.totals.after_promotions,
-        credit_amount=plan.credit,
-        sku_ids=[ln.sku_id for ln in q.lines],
-        revision=revs[approvals.TOPIC],
+    rules = (
+        await approvals.approval_for(
+            session,
+            customer=customer,
+            channel=q.channel,
+            gross=q.totals.gross,
+            amount=q.totals.after_promotions,
+            credit_amount=plan.credit,
+            sku_ids=[ln.sku_id for ln in q.lines],
+            revision=revs[approvals.TOPIC],
+        )
+        if seller is None  # the brand's approval rules are the brand's
+        else []
     )
     approval: list[str] = []
     if q.floor_verdict == "needs_approval":
@@ -719,7 +855,12 @@ async def submit(
 
     reference = fund_reference(order_id)
     await funds.freeze(
-        session, customer_id=customer_id, sales_org_id=customer.sales_org_id, plan=plan, reference=reference
+        session,
+        customer_id=customer_id,
+        sales_org_id=sales_org_id,
+        plan=plan,
+        reference=reference,
+        owner=seller,
     )
     lines, allocations = _build_lines(order_id, q, plan)
     await inventory.reserve_many(
@@ -735,12 +876,13 @@ async def submit(
     frozen = plan.total - plan.credit
     post_now = posting_point == "approval" and status == "approved"
     if post_now:
-        await funds.post_holds(session, reference)
+        await funds.post_holds(session, reference, owner=seller)
     order = Order(
         id=order_id,
         number=order_number(order_id, day),
         customer_id=customer_id,
-        sales_org_id=customer.sales_org_id,
+        seller_customer_id=seller,
+        sales_org_id=sales_org_id,
         warehouse_id=data.warehouse_id,
         status=status,
         version=1,
@@ -797,6 +939,7 @@ def _event_summary(o: Order) -> dict[str, Any]:
     return {
         "number": o.number,
         "customer_id": str(o.customer_id),
+        "seller_customer_id": None if o.seller_customer_id is None else str(o.seller_customer_id),
         "status": o.status,
         "after_promotions": str(o.after_promotions),
         "frozen_amount": str(o.frozen_amount),
@@ -906,7 +1049,13 @@ async def _release_everything(session: AsyncSession, order: Order, action: str) 
     await funds.void_holds(session, reference)
     moved: dict[str, Any] = {}
     if order.posted_amount > order.refunded_amount:
-        await funds.refund(session, reference, key=f"order-{action}:{order.id}", memo=f"order {action}")
+        await funds.refund(
+            session,
+            reference,
+            key=f"order-{action}:{order.id}",
+            memo=f"order {action}",
+            owner=order.seller_customer_id,
+        )
         moved["refunded"] = str(order.posted_amount - order.refunded_amount)
         await _set(session, order, refunded_amount=order.posted_amount)
     await inventory.release_many(session, None, stock_reference(order.id))
@@ -930,12 +1079,13 @@ async def _set(session: AsyncSession, order: Order, **values: Any) -> None:
 
 async def _post_all(session: AsyncSession, order: Order) -> dict[str, Any]:
     """Posting at approval: every freeze becomes a deduction now."""
-    await funds.post_holds(session, fund_reference(order.id))
+    await funds.post_holds(session, fund_reference(order.id), owner=order.seller_customer_id)
     return {"posted": str(order.frozen_amount)}
 
 
 async def approve(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
     order = await _visible_order(session, principal, order_id)
+    _sells(principal, order)
     _legal(order, "approve")
     if not may_approve(order.approver_roles, principal.roles):
         raise Forbidden(
@@ -963,15 +1113,17 @@ async def approve(session: AsyncSession, principal: Principal, order_id: UUID) -
 
 async def reject(session: AsyncSession, principal: Principal, order_id: UUID, reason: str | None) -> OrderOut:
     order = await _visible_order(session, principal, order_id)
+    _sells(principal, order)
     await _move(session, principal, order, "reject", {"reason": reason} if reason else None)
     await _release_everything(session, order, "reject")
     return await _full_out(session, order)
 
 
 async def cancel(session: AsyncSession, principal: Principal, order_id: UUID, reason: str | None) -> OrderOut:
-    """Cancel before shipment, or close the rest after a partial shipment (module docstring)."""
+    """Cancel before shipment, or close the rest after a partial shipment (module docstring); the
+    buyer or the seller may."""
     order = await _visible_order(session, principal, order_id)
-    _own(principal, order)
+    _own(principal, order, seller_may=True)
     if order.status == "partially_shipped":
         return await _close(session, principal, order, reason)
     await _move(session, principal, order, "cancel", {"reason": reason} if reason else None)
@@ -999,7 +1151,12 @@ async def _close(session: AsyncSession, principal: Principal, order: Order, reas
     await funds.void_holds(session, reference)
     if any(refund.values()):
         await funds.refund(
-            session, reference, key=f"order-close:{order.id}", memo="order closed", by_kind=refund
+            session,
+            reference,
+            key=f"order-close:{order.id}",
+            memo="order closed",
+            by_kind=refund,
+            owner=order.seller_customer_id,
         )
         await _set(session, order, refunded_amount=order.refunded_amount + sum(refund.values(), ZERO))
     await inventory.release_many(session, None, stock_reference(order.id))
@@ -1043,6 +1200,7 @@ async def ship(
         raise PreconditionRequired(
             "send an Idempotency-Key: a shipment moves stock and money", code="idempotency_key_required"
         )
+    _sells(principal, order)
     _legal(order, "ship_partial")  # both kinds of shipment leave the same statuses
     lines = await _lines_of(session, order.id)
     shipped = _shipment(data, lines)
@@ -1082,10 +1240,11 @@ async def ship(
     # Money before stock, as at submit and cancel: one lock order, so concurrent orders of one
     # customer cannot deadlock on its account and a shared stock level.
     if amount > 0:
+        owner = order.seller_customer_id
         if full:
-            await funds.post_holds(session, fund_reference(order.id))
+            await funds.post_holds(session, fund_reference(order.id), owner=owner)
         else:
-            await funds.post_holds(session, fund_reference(order.id), by_kind=post)
+            await funds.post_holds(session, fund_reference(order.id), by_kind=post, owner=owner)
     await _consume(
         session, order, [(ln.sku_id, _base(ln, shipped[ln.id])) for ln in lines if ln.id in shipped]
     )
@@ -1096,7 +1255,7 @@ async def ship(
         document_id=shipment_id,
         order_id=order.id,
         customer_id=order.customer_id,
-        seller_customer_id=None,
+        seller_customer_id=order.seller_customer_id,
         sales_org_id=order.sales_org_id,
         movements=[_movement(ln, ln.shipped_quantity, shipped[ln.id]) for ln in lines if ln.id in shipped],
     )
