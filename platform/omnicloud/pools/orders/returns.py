@@ -408,8 +408,11 @@ async def _move(
     await session.flush()
 
 
-async def _order_of(session: AsyncSession, r: OrderReturn) -> Order:
-    order = await session.get(Order, (require_tenant(), r.order_id), populate_existing=True)
+async def _order_of(session: AsyncSession, r: OrderReturn, *, lock: bool = False) -> Order:
+    """The return's order; ``lock`` takes its row first, as every step that changes the order does."""
+    order = await session.get(
+        Order, (require_tenant(), r.order_id), populate_existing=True, with_for_update=lock or None
+    )
     assert order is not None, "a return's order exists (foreign key)"
     return order
 
@@ -464,7 +467,7 @@ async def receive_return(
     r = await _visible(session, principal, return_id)
     if not keyed:
         raise _key_required()
-    order = await _order_of(session, r)
+    order = await _order_of(session, r, lock=True)
     orders._sells(principal, order)
     await orders._selling_warehouse(session, data.warehouse_id, order.seller_customer_id)
     try:

@@ -303,9 +303,16 @@ async def _full_out(
     return _order_out(order, lines, allocations, history)
 
 
-async def _visible_order(session: AsyncSession, principal: Principal, order_id: UUID) -> Order:
-    """The order if the caller may see it; otherwise 404, whether or not it exists."""
-    order = await session.get(Order, (require_tenant(), order_id), populate_existing=True)
+async def _visible_order(
+    session: AsyncSession, principal: Principal, order_id: UUID, *, lock: bool = False
+) -> Order:
+    """The order if the caller may see it; otherwise 404, whether or not it exists. Every step
+    that changes an order passes ``lock``: it takes the order row before it reads anything else
+    of the order, so steps on one order (a shipment, a cancel, a return's receipt) run one after
+    the other on fresh figures, in one lock order (the order, then money, then stock)."""
+    order = await session.get(
+        Order, (require_tenant(), order_id), populate_existing=True, with_for_update=lock or None
+    )
     if order is None:
         raise NotFound("no such order")
     if principal.is_dealer:
@@ -1045,6 +1052,9 @@ def _money(parts: dict[str, Decimal]) -> dict[str, Decimal]:
 async def _release_everything(session: AsyncSession, order: Order, action: str) -> dict[str, Any]:
     """Before any shipment: void every freeze, refund what an approval already posted, release
     the stock and give the coupon codes back. Returns what the history records."""
+    # Promotions first, as submit takes them first: one lock order, so a cancel and a submit that
+    # share a promotion and an account never wait on each other crosswise.
+    await promos.release(session, order_id=order.id)
     reference = fund_reference(order.id)
     await funds.void_holds(session, reference)
     moved: dict[str, Any] = {}
@@ -1060,7 +1070,6 @@ async def _release_everything(session: AsyncSession, order: Order, action: str) 
         await _set(session, order, refunded_amount=order.posted_amount)
     await inventory.release_many(session, None, stock_reference(order.id))
     await _coupons(session, order, "issued")
-    await promos.release(session, order_id=order.id)
     return moved
 
 
@@ -1083,16 +1092,21 @@ async def _post_all(session: AsyncSession, order: Order) -> dict[str, Any]:
     return {"posted": str(order.frozen_amount)}
 
 
-async def approve(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
-    order = await _visible_order(session, principal, order_id)
-    _sells(principal, order)
-    _legal(order, "approve")
+def _may_decide(principal: Principal, order: Order) -> None:
+    """Approving and rejecting are one decision: both need a role the order's rules named."""
     if not may_approve(order.approver_roles, principal.roles):
         raise Forbidden(
-            "the approval rules that caught this order name who approves it: "
+            "the approval rules that caught this order name who decides on it: "
             + ", ".join(order.approver_roles),
             code="approver_role_required",
         )
+
+
+async def approve(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
+    order = await _visible_order(session, principal, order_id, lock=True)
+    _sells(principal, order)
+    _legal(order, "approve")
+    _may_decide(principal, order)
     checked = await _credit_at(session, order, "approval", order.credit_amount)
     post = order.posting_point == "approval"
     detail = {"credit": checked} if checked else {}
@@ -1112,8 +1126,10 @@ async def approve(session: AsyncSession, principal: Principal, order_id: UUID) -
 
 
 async def reject(session: AsyncSession, principal: Principal, order_id: UUID, reason: str | None) -> OrderOut:
-    order = await _visible_order(session, principal, order_id)
+    order = await _visible_order(session, principal, order_id, lock=True)
     _sells(principal, order)
+    _legal(order, "reject")
+    _may_decide(principal, order)
     await _move(session, principal, order, "reject", {"reason": reason} if reason else None)
     await _release_everything(session, order, "reject")
     return await _full_out(session, order)
@@ -1122,7 +1138,7 @@ async def reject(session: AsyncSession, principal: Principal, order_id: UUID, re
 async def cancel(session: AsyncSession, principal: Principal, order_id: UUID, reason: str | None) -> OrderOut:
     """Cancel before shipment, or close the rest after a partial shipment (module docstring); the
     buyer or the seller may."""
-    order = await _visible_order(session, principal, order_id)
+    order = await _visible_order(session, principal, order_id, lock=True)
     _own(principal, order, seller_may=True)
     if order.status == "partially_shipped":
         return await _close(session, principal, order, reason)
@@ -1164,7 +1180,7 @@ async def _close(session: AsyncSession, principal: Principal, order: Order, reas
 
 
 async def confirm_receipt(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
-    order = await _visible_order(session, principal, order_id)
+    order = await _visible_order(session, principal, order_id, lock=True)
     _own(principal, order)
     await _move(session, principal, order, "confirm_receipt")
     return await _full_out(session, order)
@@ -1195,7 +1211,7 @@ async def ship(
     session: AsyncSession, principal: Principal, order_id: UUID, data: ShipmentIn, *, keyed: bool
 ) -> OrderOut:
     """Ship some or all of what is left (see the module docstring)."""
-    order = await _visible_order(session, principal, order_id)
+    order = await _visible_order(session, principal, order_id, lock=True)
     if not keyed:
         raise PreconditionRequired(
             "send an Idempotency-Key: a shipment moves stock and money", code="idempotency_key_required"
