@@ -259,6 +259,21 @@ async def test_a_level_2_order_flows_through_its_level_1_dealer(client, app, lv)
         facts = (await s.scalars(select(SalesFact).where(SalesFact.order_id == UUID(order["id"])))).all()
         assert {f.seller_customer_id for f in facts} == {UUID(lv.id("L1"))}
         assert sum(f.amount for f in facts) == 270
+    # The brand's invoice pool invoices the brand's sales only: L1's sale is neither offered nor taken.
+    left = await ok(c, "GET", "/invoiceable-lines", lv.key("L2"))
+    assert all(x["order_id"] != order["id"] for x in left["items"])
+    r = await call(
+        c,
+        "POST",
+        "/invoice-requests",
+        lv.key("L2"),
+        {
+            "title": "L2 Co",
+            "tax_id": "91310000L2",
+            "lines": [{"order_line_id": done["lines"][0]["id"], "quantity": "1"}],
+        },
+    )
+    assert (r.status_code, r.json()["errors"][0]["field"]) == (422, "lines[0].order_line_id")
 
     # 5. L2 confirms receipt and returns 1: L1 decides and receives it into its own warehouse; the
     #    money comes back out of L1's pool.

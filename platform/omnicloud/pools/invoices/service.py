@@ -338,6 +338,7 @@ async def invoiceable_lines(
         .outerjoin(held, held.c.order_line_id == OrderLine.id)
         .where(
             OrderLine.is_gift == false(),
+            Order.seller_customer_id.is_(None),  # the brand's sales; a dealer invoices its own
             OrderLine.shipped_quantity - OrderLine.returned_quantity - held_quantity > HALF_QUANTUM,
         )
     )
@@ -411,7 +412,7 @@ async def create_request(
     wanted = [item.order_line_id for item in data.lines]
     rows = (
         await session.execute(
-            select(OrderLine, Order.number, Order.customer_id, Order.sales_org_id)
+            select(OrderLine, Order.number, Order.customer_id, Order.sales_org_id, Order.seller_customer_id)
             .join(Order, _on(Order, OrderLine, Order.id, OrderLine.order_id))
             .where(OrderLine.id.in_(wanted))
             .order_by(OrderLine.id)
@@ -437,6 +438,13 @@ async def create_request(
             errors.append(field_error(f"lines[{i}].order_line_id", "the line appears twice in this request"))
         elif ln.is_gift:
             errors.append(field_error(f"lines[{i}].order_line_id", "a gift line carries nothing to invoice"))
+        elif row.seller_customer_id is not None:
+            errors.append(
+                field_error(
+                    f"lines[{i}].order_line_id",
+                    "this order is a dealer's sale: the brand's invoice pool invoices the brand's sales only",
+                )
+            )
         elif item.quantity > ln.shipped_quantity - ln.returned_quantity - held:
             errors.append(field_error(f"lines[{i}].quantity", _left_text(ln, number, held)))
         else:
