@@ -53,6 +53,8 @@ class Seed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     users: list[UserSpec] = []
     price_lists: list[dict[str, Any]] = []
     promotions: list[dict[str, Any]] = []
+    credit_profiles: list[dict[str, Any]] = []
+    opening_cash: list[dict[str, Any]] = []
 
 
 class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -198,6 +198,55 @@ async def _promotion(session: AsyncSession, item: dict[str, Any]) -> bool:
     return True
 
 
+class CreditProfileSeed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The brand's credit line for a customer (by code). A customer that has one keeps it."""
+
+    customer: str
+    credit_limit: Decimal
+    credit_days: int = 0
+    grace_days: int = 0
+
+
+async def _credit_profile(session: AsyncSession, item: dict[str, Any]) -> bool:
+    from omnicloud.policies.terms import service as terms
+    from omnicloud.policies.terms.schemas import CreditProfileIn
+
+    seed = msgspec.convert(item, CreditProfileSeed)
+    customer_id = await channels.customer_id_by_code(session, seed.customer, field="customer")
+    existing, _ = await terms.list_credit_profiles(session, None, 1, customer_id=customer_id)
+    if existing:
+        return False
+    body = {f: getattr(seed, f) for f in ("credit_limit", "credit_days", "grace_days")}
+    await terms.create_credit_profile(session, CreditProfileIn(customer_id=customer_id, **body))
+    return True
+
+
+class OpeningCashSeed(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An opening cash balance (期初余额) for a customer (by code) in the brand's pool: a ledger
+    adjustment with its reason, made once (a cash account that has money already is left alone)."""
+
+    customer: str
+    amount: Decimal
+    reason: str = "opening balance"
+
+
+async def _opening_cash(session: AsyncSession, item: dict[str, Any]) -> bool:
+    from omnicloud.pools.funds import service as funds
+    from omnicloud.pools.funds.schemas import AdjustmentIn
+
+    seed = msgspec.convert(item, OpeningCashSeed)
+    customer = await channels.require_customer(
+        session, await channels.customer_id_by_code(session, seed.customer, field="customer")
+    )
+    account = await funds.customer_account(session, customer.id, customer.sales_org_id, "cash")
+    if account.balance != 0 or account.held != 0:
+        return False
+    await funds.adjust(
+        session, AdjustmentIn(fund_account_id=account.id, amount=seed.amount, reason=seed.reason)
+    )
+    return True
+
+
 STEPS: list[tuple[str, Any]] = [
     ("units", _upsert(catalog.upsert_unit, UnitIn)),
     ("brands", _upsert(catalog.upsert_brand, BrandIn)),
@@ -211,4 +260,6 @@ STEPS: list[tuple[str, Any]] = [
     ("users", _user),
     ("price_lists", _price_list),
     ("promotions", _promotion),
+    ("credit_profiles", _credit_profile),
+    ("opening_cash", _opening_cash),
 ]
