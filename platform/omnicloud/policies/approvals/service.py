@@ -97,12 +97,12 @@ def _values(data: ApprovalRuleIn | ApprovalRulePatch) -> dict[str, Any]:
     }
     for scope in ("customers", "products"):
         body = getattr(data, scope)
-        values[scope] = body if isinstance(body, msgspec.UnsetType) else terms._scope_builtins(body)
+        values[scope] = body if isinstance(body, msgspec.UnsetType) else terms.scope_builtins(body)
     return values
 
 
 async def _check(session: AsyncSession, data: ApprovalRuleIn | ApprovalRulePatch) -> None:
-    await terms._check_scope_refs(session, data.customers, data.products)
+    await terms.check_scope_refs(session, data.customers, data.products)
     await _check_role(session, data.approver_role)
 
 
@@ -170,8 +170,8 @@ def _engine_rule(r: Any) -> approval.ApprovalRule:
         min_amount=r.min_amount,
         min_discount_ratio=r.min_discount_ratio,
         uses_credit=r.uses_credit,
-        customers=terms._customer_scope(r),
-        products=terms._product_scope(r),
+        customers=terms.customer_scope(r),
+        products=terms.product_scope(r),
         channels=frozenset(r.channels),
         approver_role=r.approver_role,
     )

@@ -432,7 +432,7 @@ async def delete_credit_rule(session: AsyncSession, rule_id: UUID, expected_vers
 # --- rebate policies -------------------------------------------------------------------------
 
 
-def _scope_builtins(scope: CustomerScopeBody | ProductScopeBody) -> dict[str, list[str]]:
+def scope_builtins(scope: CustomerScopeBody | ProductScopeBody) -> dict[str, list[str]]:
     """Stored scopes keep each list sorted and without repeats, so equal scopes compare equal."""
     return {k: sorted(set(v)) for k, v in msgspec.to_builtins(scope).items()}
 
@@ -441,7 +441,7 @@ def _tiers_builtins(tiers: Sequence[TierBody]) -> list[dict[str, str]]:
     return [{"achievement": str(t.achievement), "rate": str(t.rate)} for t in tiers]
 
 
-def _engine_policy(p: RebatePolicy) -> rebates.RebatePolicy:
+def engine_policy(p: RebatePolicy) -> rebates.RebatePolicy:
     return rebates.RebatePolicy(
         mode=cast(rebates.RebateMode, p.mode),
         tiers=[
@@ -454,7 +454,7 @@ def _engine_policy(p: RebatePolicy) -> rebates.RebatePolicy:
     )
 
 
-def _customer_scope(p: RebatePolicy) -> rebates.CustomerScope:
+def customer_scope(p: RebatePolicy) -> rebates.CustomerScope:
     c = p.customers
     return rebates.CustomerScope(
         customer_ids=frozenset(c.get("customer_ids", ())),
@@ -464,7 +464,7 @@ def _customer_scope(p: RebatePolicy) -> rebates.CustomerScope:
     )
 
 
-def _product_scope(p: RebatePolicy) -> rebates.ProductScope:
+def product_scope(p: RebatePolicy) -> rebates.ProductScope:
     s = p.products
     return rebates.ProductScope(
         sku_ids=frozenset(s.get("sku_ids", ())),
@@ -503,7 +503,7 @@ async def _policy(session: AsyncSession, policy_id: UUID) -> RebatePolicy:
     return policy
 
 
-async def _check_scope_refs(
+async def check_scope_refs(
     session: AsyncSession, customers: CustomerScopeBody | UnsetType, products: ProductScopeBody | UnsetType
 ) -> None:
     """Every id a scope names belongs to this tenant (422 naming the entry otherwise)."""
@@ -531,22 +531,22 @@ def _validate_policy(p: RebatePolicy) -> None:
     if p.period_start is not None and p.period_end is not None and p.period_end < p.period_start:
         raise invalid("period_end", "must not be before period_start")
     try:
-        rebates.validate_policy(_engine_policy(p))
+        rebates.validate_policy(engine_policy(p))
     except rebates.RebatePolicyError as exc:
         field, _, message = str(exc).partition(": ")
         raise invalid(field, message) from None
 
 
 async def create_rebate_policy(session: AsyncSession, data: RebatePolicyIn) -> RebatePolicyOut:
-    await _check_scope_refs(session, data.customers, data.products)
+    await check_scope_refs(session, data.customers, data.products)
     policy = RebatePolicy(
         code=data.code,
         name=data.name,
         period=data.period,
         period_start=data.period_start,
         period_end=data.period_end,
-        customers=_scope_builtins(data.customers),
-        products=_scope_builtins(data.products),
+        customers=scope_builtins(data.customers),
+        products=scope_builtins(data.products),
         basis=data.basis,
         mode=data.mode,
         target=data.target,
@@ -594,7 +594,7 @@ async def update_rebate_policy(
 ) -> RebatePolicyOut:
     policy = await _policy(session, policy_id)
     audit.check_version(policy, expected_version, "rebate policy")
-    await _check_scope_refs(session, data.customers, data.products)
+    await check_scope_refs(session, data.customers, data.products)
     before = audit.snapshot(policy, POLICY_FIELDS)
     values: dict[str, Any] = {
         name: getattr(data, name)
@@ -613,9 +613,9 @@ async def update_rebate_policy(
         )
     }
     if isinstance(data.customers, CustomerScopeBody):
-        values["customers"] = _scope_builtins(data.customers)
+        values["customers"] = scope_builtins(data.customers)
     if isinstance(data.products, ProductScopeBody):
-        values["products"] = _scope_builtins(data.products)
+        values["products"] = scope_builtins(data.products)
     if isinstance(data.tiers, list):
         values["tiers"] = _tiers_builtins(data.tiers)
     if not _assign(policy, values):
@@ -627,11 +627,11 @@ async def update_rebate_policy(
     return _policy_out(policy)
 
 
-def _pct(ratio: Decimal) -> str:
+def pct(ratio: Decimal) -> str:
     return f"{(ratio * 100).normalize():f}%"
 
 
-async def _sales_in_scope(
+async def sales_in_scope(
     session: AsyncSession, scope: rebates.ProductScope, sales: Sequence[SalesLine]
 ) -> tuple[Decimal, Decimal, int]:
     """(net sales in scope, net sales outside it, lines outside it); an unknown SKU is a 422."""
@@ -656,7 +656,7 @@ async def _sales_in_scope(
     return inside, outside, excluded
 
 
-def _overlaps(p: RebatePolicy, start: date, end: date) -> bool:
+def overlaps(p: RebatePolicy, start: date, end: date) -> bool:
     return (p.period_start is None or p.period_start <= end) and (
         p.period_end is None or start <= p.period_end
     )
@@ -668,26 +668,26 @@ async def preview_rebate(session: AsyncSession, policy_id: UUID, data: RebatePre
     if data.period_end < data.period_start:
         raise invalid("period_end", "must not be before period_start")
     customer = await channels.require_customer(session, data.customer_id)
-    engine = _engine_policy(policy)
+    engine = engine_policy(policy)
     flat = policy.mode == "flat"
     explanation: list[str] = []
     if policy.status != "active":
         explanation.append(f"the policy is {policy.status}; this shows what it would pay if it were active")
     region_path = [str(r) for r in await catalog.region_ancestors(session, customer.region_id)]
-    covered = _customer_scope(policy).covers(
+    covered = customer_scope(policy).covers(
         customer_id=str(customer.id),
         customer_class=customer.customer_class,
         level=customer.level,
         region_path=region_path,
     )
-    in_force = _overlaps(policy, data.period_start, data.period_end)
+    in_force = overlaps(policy, data.period_start, data.period_end)
     inside = outside = Decimal(0)
     if not covered:
         explanation.append("the customer is outside the policy's customer scope: nothing accrues")
     elif not in_force:
         explanation.append("the policy is not in force in this period: nothing accrues")
     else:
-        inside, outside, excluded = await _sales_in_scope(session, _product_scope(policy), data.sales)
+        inside, outside, excluded = await sales_in_scope(session, product_scope(policy), data.sales)
         if excluded:
             explanation.append(
                 f"{excluded} of {len(data.sales)} sales lines ({round_money(outside)}) are outside the "
@@ -698,7 +698,7 @@ async def preview_rebate(session: AsyncSession, policy_id: UUID, data: RebatePre
         explanation.append("returns exceed sales in scope: the achieved amount is 0")
     result = rebates.breakdown(engine, achieved)
     if covered and in_force:
-        explanation.extend(_explain(policy, result))
+        explanation.extend(explain_rebate(policy, result))
     tier = result.reached_tier
     return RebatePreviewOut(
         rebate_policy_id=policy.id,
@@ -725,23 +725,23 @@ async def preview_rebate(session: AsyncSession, policy_id: UUID, data: RebatePre
     )
 
 
-def _explain(p: RebatePolicy, r: rebates.RebateBreakdown) -> list[str]:
+def explain_rebate(p: RebatePolicy, r: rebates.RebateBreakdown) -> list[str]:
     out: list[str] = []
     if p.mode == "flat":
-        out.append(f"flat rate {_pct(r.slices[0].rate)} on {r.achieved_amount}")
+        out.append(f"flat rate {pct(r.slices[0].rate)} on {r.achieved_amount}")
     else:
         assert r.achievement_ratio is not None
-        out.append(f"achieved {r.achieved_amount} of the target {p.target} ({_pct(r.achievement_ratio)})")
+        out.append(f"achieved {r.achieved_amount} of the target {p.target} ({pct(r.achievement_ratio)})")
         if r.reached_tier is None:
             first = Decimal(p.tiers[0]["achievement"])
-            out.append(f"below the first tier at {_pct(first)}: no rebate")
+            out.append(f"below the first tier at {pct(first)}: no rebate")
         elif p.mode == "retroactive":
             out.append(
-                f"the {_pct(r.reached_tier.achievement)} tier is reached: {_pct(r.reached_tier.rate)} on "
+                f"the {pct(r.reached_tier.achievement)} tier is reached: {pct(r.reached_tier.rate)} on "
                 f"the whole {r.achieved_amount} (retroactive)"
             )
         else:
-            slices = "; ".join(f"{s.base} at {_pct(s.rate)} = {s.rebate}" for s in r.slices)
+            slices = "; ".join(f"{s.base} at {pct(s.rate)} = {s.rebate}" for s in r.slices)
             out.append(f"each slice at its own rate (incremental): {slices}")
     if r.capped:
         out.append(f"capped at {p.cap} (uncapped {r.uncapped})")
@@ -1019,17 +1019,28 @@ async def exposure_inputs(session: AsyncSession, customer_id: UUID) -> credit.Ex
     )
 
 
+ReceivablesSource = Callable[[AsyncSession, UUID], Awaitable[list[tuple[UUID, Decimal, date]]]]
+_RECEIVABLES_SOURCES: list[ReceivablesSource] = []
+
+
+def add_receivables_source(source: ReceivablesSource) -> None:
+    """Register where unpaid receivables live, as ``(id, outstanding, due date)`` rows of one
+    customer: the invoice pool registers itself at import (pools depend on policies, never the
+    other way round)."""
+    if source not in _RECEIVABLES_SOURCES:
+        _RECEIVABLES_SOURCES.append(source)
+
+
 async def open_receivables(
     session: AsyncSession, customer_id: UUID, grace_days: int
 ) -> tuple[credit.Receivable, ...]:
     """The customer's unpaid receivables with due dates, for the overdue check (grace days from
-    its credit profile). They live in the invoice pool (an issued invoice's credit part), which
-    depends on this module, so it is imported here, when the first check runs."""
-    from omnicloud.pools.invoices import service as invoices
-
+    its credit profile), from every registered source (the invoice pool: an issued invoice's
+    credit part)."""
+    rows = [row for source in _RECEIVABLES_SOURCES for row in await source(session, customer_id)]
     return tuple(
         credit.Receivable(id=str(receivable_id), amount=outstanding, due_date=due, grace_days=grace_days)
-        for receivable_id, outstanding, due in await invoices.unpaid_receivables(session, customer_id)
+        for receivable_id, outstanding, due in rows
     )
 
 

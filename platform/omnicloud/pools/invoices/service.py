@@ -950,6 +950,7 @@ async def _invoice_exposure(session: AsyncSession, customer_id: UUID) -> credit.
 
 
 terms.add_exposure_source(_invoice_exposure)
+terms.add_receivables_source(unpaid_receivables)
 
 
 async def invoiced_basis(session: AsyncSession, start: date, end: date) -> list[tuple[UUID, UUID, Decimal]]:

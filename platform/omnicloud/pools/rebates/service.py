@@ -252,7 +252,7 @@ async def _check_policy(session: AsyncSession, policy: RebatePolicy, start: date
     if policy.status == "draft":
         raise invalid("rebate_policy_id", "the rebate policy is a draft: activate it before accruing")
     try:
-        rebates.validate_policy(terms._engine_policy(policy))
+        rebates.validate_policy(terms.engine_policy(policy))
     except rebates.RebatePolicyError as exc:
         field, _, message = str(exc).partition(": ")
         raise invalid(
@@ -266,7 +266,7 @@ async def _check_policy(session: AsyncSession, policy: RebatePolicy, start: date
             f"no source for the basis {policy.basis!r} is installed yet: it cannot accrue",
             code="basis_unavailable",
         )
-    if not terms._overlaps(policy, start, end):
+    if not terms.overlaps(policy, start, end):
         raise invalid("period_start", "the rebate policy is not in force in this period")
     if not _calendar_period(policy.period, start, end):
         raise invalid("period_end", f"a {policy.period}ly policy accrues per calendar {policy.period}")
@@ -381,7 +381,7 @@ def _clip(policy: RebatePolicy, start: date, end: date) -> tuple[date, date]:
 async def _covered(session: AsyncSession, policy: RebatePolicy, customer_id: UUID) -> bool:
     customer = await channels.require_customer(session, customer_id)
     region_path = [str(r) for r in await catalog.region_ancestors(session, customer.region_id)]
-    return terms._customer_scope(policy).covers(
+    return terms.customer_scope(policy).covers(
         customer_id=str(customer.id),
         customer_class=customer.customer_class,
         level=customer.level,
@@ -393,7 +393,7 @@ async def compute_lines(
     session: AsyncSession, policy: RebatePolicy, start: date, end: date
 ) -> list[dict[str, Any]]:
     """Each covered customer's line values for the policy and period (nothing is written)."""
-    engine = terms._engine_policy(policy)
+    engine = terms.engine_policy(policy)
     source = basis_source(policy.basis)
     if source is None:
         raise invalid(
@@ -416,14 +416,14 @@ async def compute_lines(
                 carried[line.customer_id] = line.carried_out
             if line.customer_id not in rates and line.achieved_amount > 0:
                 rates[line.customer_id] = line.accrual / line.achieved_amount
-    scope = terms._product_scope(policy)
+    scope = terms.product_scope(policy)
     out: list[dict[str, Any]] = []
     for customer_id in sorted(set(by_customer) | set(carried)):
         carried_in = carried.get(customer_id, ZERO)
         sales = by_customer.get(customer_id, [])
         if not await _covered(session, policy, customer_id) and not carried_in:
             continue
-        inside, outside, excluded = await terms._sales_in_scope(session, scope, sales)
+        inside, outside, excluded = await terms.sales_in_scope(session, scope, sales)
         achieved = round_money(inside)
         explanation: list[str] = []
         if excluded:
@@ -438,13 +438,13 @@ async def compute_lines(
             ratio = result.achievement_ratio
             if result.reached_tier is not None:
                 tier_achievement, tier_rate = result.reached_tier.achievement, result.reached_tier.rate
-            explanation.extend(terms._explain(policy, result))
+            explanation.extend(terms.explain_rebate(policy, result))
         else:
             rate = rates.get(customer_id, Decimal(0))
             accrual = round_money(achieved * rate)
             explanation.append(
                 f"returns exceed sales in this period by {-achieved}: a negative accrual at the "
-                f"{terms._pct(rate.quantize(Decimal('0.0001')))} the latest settled run paid on average"
+                f"{terms.pct(rate.quantize(Decimal('0.0001')))} the latest settled run paid on average"
             )
         if carried_in:
             explanation.append(f"{carried_in} carried in from the previous settled run")
