@@ -40,6 +40,7 @@ from omnicloud.catalog.schemas import (
     UnitOut,
     UnitPage,
 )
+from omnicloud.channels import service as channels
 from omnicloud.core.deps import Caller, Cursor, Limit, Reader, Session, page_limit
 from omnicloud.core.http import CSV, CsvUpload, idempotent, if_match, read_csv, requires
 
@@ -391,7 +392,11 @@ class SkuController(Controller):
         quantity: FromQuery[Decimal] = Decimal(1),
         customer_id: FromQuery[UUID | None] = None,
     ) -> PriceOut:
-        return await service.price_preview(session, state.plugins, sku_id, quantity, customer_id, principal)
+        if principal.is_dealer and customer_id is None:
+            customer_id = principal.customer_id
+        if customer_id is not None:  # 404 for a customer the caller may not see
+            await channels.visible_customer(session, customer_id, principal)
+        return await service.price_preview(session, state.plugins, sku_id, quantity, customer_id)
 
 
 # --- regions --------------------------------------------------------------------------------
