@@ -335,13 +335,13 @@ async def authenticate(db: Database, parsed: ParsedKey, extra_permissions: dict[
 
 
 async def _load_key(db: Database, parsed: ParsedKey) -> _Cached:
-    from omnicloud.operator import service as operator
+    from omnicloud.operator.models import Tenant
 
     assert parsed.tenant_id is not None
     until = time.monotonic() + AUTH_CACHE.ttl
     with tenant_scope(parsed.tenant_id):
         async with db.transaction() as session:
-            tenant = await operator.tenant_state(session, parsed.tenant_id)
+            tenant = await session.get(Tenant, parsed.tenant_id)
             row = (
                 await session.execute(
                     select(ApiKey, User, Role)

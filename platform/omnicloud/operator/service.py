@@ -37,10 +37,6 @@ async def within_tenant(session: AsyncSession, tenant_id: UUID) -> AsyncIterator
             await switch_rls_tenant(session, previous)
 
 
-async def tenant_state(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
-    return await session.get(Tenant, tenant_id)
-
-
 def tenant_out(t: Tenant, plugins: list[str] | None = None) -> TenantOut:
     return TenantOut(
         id=t.id,
