@@ -499,7 +499,7 @@ async def receive_return(
                 "the goods of a drop-shipped order go back to the brand: the brand receives them",
                 code="brand_receives",
             )
-        await orders._drop_ship_warehouse(session, data.warehouse_id)
+        await orders._drop_ship_warehouse(session, data.warehouse_id, "warehouse_id")
     else:
         await orders._selling_warehouse(session, data.warehouse_id, order.seller_customer_id)
     try:

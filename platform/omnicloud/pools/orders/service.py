@@ -1021,16 +1021,18 @@ async def _place(
 # --- drop-ship --------------------------------------------------------------------------------
 
 
-async def _drop_ship_warehouse(session: AsyncSession, warehouse_id: UUID) -> None:
-    """An active brand warehouse, or a 422 naming ``drop_ship_warehouse_id``."""
+async def _drop_ship_warehouse(
+    session: AsyncSession, warehouse_id: UUID, field: str = "drop_ship_warehouse_id"
+) -> None:
+    """An active brand warehouse, or a 422 naming ``field``."""
     try:
         warehouse = await inventory.get_warehouse(session, None, warehouse_id)
     except NotFound:
-        raise invalid("drop_ship_warehouse_id", "no such warehouse") from None
+        raise invalid(field, "no such warehouse") from None
     if warehouse.status != "active":
-        raise invalid("drop_ship_warehouse_id", f"the warehouse is {warehouse.status}")
+        raise invalid(field, f"the warehouse is {warehouse.status}")
     if warehouse.owner_customer_id is not None:
-        raise invalid("drop_ship_warehouse_id", "the brand ships a drop-ship: name a brand warehouse")
+        raise invalid(field, "the goods of a drop-ship move through a brand warehouse: name one")
 
 
 async def _may_drop_ship(
