@@ -297,3 +297,33 @@ async def test_cancelling_the_level_2_order_cancels_or_closes_the_purchase(clien
     async with tx(app, t) as s:
         assert await s.scalar(select(func.count(OrderReturn.id))) == 0
     await assert_ledger_balanced(app, t)
+
+
+async def test_the_brand_ships_only_what_the_seller_approved_and_a_rejection_cancels_the_purchase(
+    client, app, lv
+):
+    c, t = client, lv.t
+    await allow_drop_ship(c, lv)
+    l1_at_brand = await brand_cash(c, lv, "L1", "5000.00")
+    # L2 buys on a small credit line L1 granted it: over the line, L1 must approve its sale.
+    await ok(c, "POST", "/credit-grants", lv.key("L1"), {"customer_id": lv.id("L2"), "credit_limit": "100"})
+    await ok(c, "POST", "/credit-rules", t.auth, {"check_point": "submit", "over_limit": "needs_approval"})
+    o2 = await ok(c, "POST", "/orders", lv.key("L2"), dropship_body(lv, "30"))
+    purchase_id = o2["drop_ship_order_id"]
+    assert o2["status"] == "pending_approval" and D(o2["totals"]["credit_amount"]) == 2700
+    assert (await order(c, lv, purchase_id))["status"] == "approved"
+    # The brand cannot ship before L1 approved its sale; nothing moves.
+    r = await call(c, "POST", f"/orders/{purchase_id}/shipments", t.auth, ship_body("10"))
+    assert (r.status_code, r.json()["code"]) == (409, "source_not_approved"), r.text
+    assert await stock(c, lv, "WB", "X") == (100, 30)
+    assert await balance(c, lv, l1_at_brand) == (5000, 3000)
+    # The brand cannot reject or cancel the purchase on its own; L1 rejecting its sale cancels it.
+    r = await call(c, "POST", f"/orders/{purchase_id}/cancel", t.auth, {})
+    assert (r.status_code, r.json()["code"]) == (409, "drop_ship_linked"), r.text
+    await ok(c, "POST", f"/orders/{o2['id']}/reject", lv.key("L1"), {"reason": "over the line"})
+    p = await order(c, lv, purchase_id)
+    assert (await order(c, lv, o2["id"]))["status"] == "rejected" and p["status"] == "cancelled"
+    assert p["history"][-1]["detail"]["reason"] == f"the drop-shipped order {o2['id']} was rejected"
+    assert await stock(c, lv, "WB", "X") == (100, 0)
+    assert await balance(c, lv, l1_at_brand) == (5000, 0)
+    await assert_ledger_balanced(app, t)

@@ -80,6 +80,19 @@ basket mixing sellers is a 422 ``mixed_sellers`` naming each line's seller: the 
 order per seller. Brand-sold orders (``seller_customer_id`` null) are exactly as above, and the
 brand's credit exposure counts only them.
 
+Drop-ship (DOMAIN §7): when the selling dealer's warehouse is short and the supply relation of
+every line allows it, a level-2 order naming ``drop_ship_warehouse_id`` (a brand warehouse) is
+accepted without a reservation and spawns, in the same transaction, the seller's purchase from
+the brand (:func:`_drop_ship`): priced for the seller, paid and credit-checked in the brand's pool,
+reserved in that warehouse, ``source_order_id`` = the level-2 order and ``ship_to_customer_id`` =
+its buyer; the level-2 order names it in ``drop_ship_order_id``. The purchase follows its level-2
+order: the brand's shipment of it ships the level-2 order by the same quantities (money posts in
+the seller's pool, none of the seller's stock moves), the level-2 buyer's receipt completes both,
+cancelling or rejecting the level-2 order cancels (or closes) the purchase, and returns go through
+the level-2 order (``orders.returns``). The purchase is never cancelled, confirmed or returned on
+its own (409 ``drop_ship_linked``) and the level-2 order is never shipped by its seller (409
+``drop_shipped``). Steps on a linked pair take the level-2 order's row first, then the purchase's.
+
 Dealer users see the orders of their customer subtree (others answer 404), so a seller sees its
 sub-dealers' purchases from it and a buyer never sees its seller's own purchases. A dealer acts as
 a buyer only on its own customer's orders (cancel, confirm receipt, returns; 403 for a
