@@ -5,6 +5,7 @@ checked after every step; shipments, receipt, cancel and returns travel along th
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
 from typing import Any
 
@@ -326,4 +327,31 @@ async def test_the_brand_ships_only_what_the_seller_approved_and_a_rejection_can
     assert p["history"][-1]["detail"]["reason"] == f"the drop-shipped order {o2['id']} was rejected"
     assert await stock(c, lv, "WB", "X") == (100, 0)
     assert await balance(c, lv, l1_at_brand) == (5000, 0)
+    await assert_ledger_balanced(app, t)
+
+
+async def test_a_concurrent_shipment_of_the_purchase_and_cancel_of_the_level_2_order_never_split(
+    client, app, lv, funded
+):
+    """Both steps take the level-2 order's row first, then the purchase's: of a shipment of the
+    purchase and a cancel of its level-2 order sent together exactly one wins, and the two
+    orders always end in matching states."""
+    c, t = client, lv.t
+    await remit_to(c, lv, "L2", "L1", "10000.00")
+    await brand_cash(c, lv, "L1", "10000.00")
+    for _ in range(3):  # 21 X: more than W1 holds
+        o2 = await ok(c, "POST", "/orders", lv.key("L2"), dropship_body(lv, "21"))
+        shipped, cancelled = await asyncio.gather(
+            call(c, "POST", f"/orders/{o2['drop_ship_order_id']}/shipments", t.auth, ship_body("21")),
+            call(c, "POST", f"/orders/{o2['id']}/cancel", lv.key("L2"), {}),
+        )
+        codes = sorted([shipped.status_code, cancelled.status_code])
+        assert codes in ([200, 409], [201, 409]), (shipped.text, cancelled.text)
+        both = (
+            (await order(c, lv, o2["id"]))["status"],
+            (await order(c, lv, o2["drop_ship_order_id"]))["status"],
+        )
+        assert both in (("shipped", "shipped"), ("cancelled", "cancelled")), both
+    _, reserved = await stock(c, lv, "WB", "X")
+    assert reserved == 0
     await assert_ledger_balanced(app, t)
