@@ -113,6 +113,9 @@ class OrderController(Controller):
         "day of submission. Lines a supply relation routes to a level-1 dealer make the order that "
         "dealer's sales order: it ships from a warehouse of that dealer and is paid from the buyer's "
         "accounts at it; lines of several sellers are a 422 `mixed_sellers` naming each line's seller. "
+        "When that dealer's warehouse is short and every line's supply relation allows drop-ship, an order "
+        "naming a brand warehouse in `drop_ship_warehouse_id` is accepted and spawns the dealer's "
+        "purchase from the brand (`drop_ship_order_id`); a purchase the dealer cannot pay refuses it. "
         "A line below a blocking price floor is a 422 `below_price_floor`; money "
         "the accounts and credit cannot cover is a 409 `insufficient_funds`; a blocking credit rule a "
         "409 `credit_blocked`; missing stock a 409. A refused order leaves nothing behind. Needs an "
@@ -219,9 +222,9 @@ class OrderController(Controller):
         description="Quantities are in each line's unit. Posting at shipment, each shipped line deducts "
         "its share of its fee, rebate, special and cash parts; the shipment that completes the order "
         "deducts all that is still frozen. A blocking credit rule at the shipment check point is a "
-        "409 `credit_blocked` that changes nothing. Needs an Idempotency-Key (428 without one). "
-        + RACE
-        + SELLER,
+        "409 `credit_blocked` that changes nothing. Shipping a drop-ship purchase ships its level-2 order "
+        "by the same quantities; a drop-shipped level-2 order is not shipped by its seller (409 "
+        "`drop_shipped`). Needs an Idempotency-Key (428 without one). " + RACE + SELLER,
         guards=SHIP,
         status_code=201,
     )

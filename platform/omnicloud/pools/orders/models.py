@@ -41,7 +41,12 @@ class Order(TenantOwned):
 
     ``seller_customer_id`` is the dealer that sells it (DOMAIN §7: a level-2 dealer's order routed
     to its level-1 supplier): it ships from that dealer's warehouse and is paid and credit-checked
-    in that dealer's pool. NULL: the brand sells it."""
+    in that dealer's pool. NULL: the brand sells it.
+
+    Drop-ship (DOMAIN §7): a level-2 order its level-1 seller cannot supply from stock spawns the
+    seller's purchase from the brand, shipped by the brand straight to the level-2 dealer. The
+    level-2 order names it (``drop_ship_order_id``); the purchase names its source
+    (``source_order_id``) and who receives the goods (``ship_to_customer_id``)."""
 
     __tablename__ = "orders"
     __table_args__ = (
@@ -51,6 +56,9 @@ class Order(TenantOwned):
         tenant_fk("sales_org_id", "sales_orgs"),
         tenant_fk("warehouse_id", "warehouses"),
         tenant_fk("seller_customer_id", "customers"),
+        tenant_fk("source_order_id", "orders"),
+        tenant_fk("drop_ship_order_id", "orders"),
+        tenant_fk("ship_to_customer_id", "customers"),
         Index(None, "tenant_id", "customer_id", "id"),
         Index(None, "tenant_id", "seller_customer_id", "id"),
         Index(None, "tenant_id", "status", "id"),
@@ -99,6 +107,9 @@ class Order(TenantOwned):
     approval_reasons: Mapped[list[str]]
     approver_roles: Mapped[list[str]] = mapped_column(default=list)  # from the approval rules that matched
     coupon_code_ids: Mapped[list[str]]
+    source_order_id: Mapped[UUID | None] = mapped_column(default=None)  # a drop-ship purchase's order
+    drop_ship_order_id: Mapped[UUID | None] = mapped_column(default=None)  # the purchase it spawned
+    ship_to_customer_id: Mapped[UUID | None] = mapped_column(default=None)  # a drop-ship's receiver
     channel: Mapped[str | None] = mapped_column(String(40))
     idempotency_key: Mapped[str] = mapped_column(String(255))
     priced_at: Mapped[datetime]

@@ -306,13 +306,32 @@ async def file_return(
     if key is None:
         raise _key_required()
     orders._own(principal, order)
+    orders._not_linked(order, "return goods of")
+    lines = await orders._lines_of(session, order.id)
+    _returnable(order)
+    r, return_lines = await _file(session, principal, order, lines, _wanted(data, lines), data.reason, key)
+    return await _out(session, r, return_lines)
+
+
+def _returnable(order: Order) -> None:
     if order.status not in order_states.RETURNABLE:
         raise Conflict(
             f"an order that is {order.status.replace('_', ' ')} has shipped nothing to return",
             code="not_returnable",
         )
-    lines = await orders._lines_of(session, order.id)
-    wanted = _wanted(data, lines)
+
+
+async def _file(
+    session: AsyncSession,
+    principal: Principal,
+    order: Order,
+    lines: Sequence[OrderLine],
+    wanted: dict[UUID, Decimal],
+    reason: str,
+    key: str,
+    extra: dict[str, Any] | None = None,
+) -> tuple[OrderReturn, list[OrderReturnLine]]:
+    """Claim ``wanted`` (order line id → quantity) and write the requested return."""
     await _touch(session, order)
     await _claim(session, wanted)
     return_id, now = new_id(), utcnow()
@@ -323,7 +342,7 @@ async def file_return(
         customer_id=order.customer_id,
         status="requested",
         version=1,
-        reason=data.reason,
+        reason=reason,
         decision_reason=None,
         warehouse_id=None,
         amount=ZERO,
@@ -363,12 +382,16 @@ async def file_return(
     ]
     session.add(r)
     session.add_all(return_lines)
-    detail = {"return_id": str(return_id), "lines": {ln.line_id: str(ln.quantity) for ln in return_lines}}
+    detail = {
+        "return_id": str(return_id),
+        "lines": {ln.line_id: str(ln.quantity) for ln in return_lines},
+        **(extra or {}),
+    }
     _history(session, principal, order, "return_requested", detail)
     audit.record(session, "request", "order_return", return_id, after={"order_id": str(order.id), **detail})
     events.emit(session, "order_return.requested", {"id": return_id, "order_id": order.id, **detail})
     await session.flush()
-    return await _out(session, r, return_lines)
+    return r, return_lines
 
 
 async def _move(
@@ -463,18 +486,104 @@ async def cancel_return(
 async def receive_return(
     session: AsyncSession, principal: Principal, return_id: UUID, data: ReturnReceiptIn, *, keyed: bool
 ) -> ReturnOut:
-    """Receive the goods and give the money back (see the module docstring)."""
+    """Receive the goods and give the money back (see the module docstring). A return of a
+    drop-shipped level-2 order goes back through both levels (see :func:`_receive_drop_ship`)."""
     r = await _visible(session, principal, return_id)
     if not keyed:
         raise _key_required()
     order = await _order_of(session, r, lock=True)
     orders._sells(principal, order)
-    await orders._selling_warehouse(session, data.warehouse_id, order.seller_customer_id)
+    if order.drop_ship_order_id is not None:
+        if principal.is_dealer:
+            raise Forbidden(
+                "the goods of a drop-shipped order go back to the brand: the brand receives them",
+                code="brand_receives",
+            )
+        await orders._drop_ship_warehouse(session, data.warehouse_id, "warehouse_id")
+    else:
+        await orders._selling_warehouse(session, data.warehouse_id, order.seller_customer_id)
     try:
         order_states.return_transition(r.status, "receive")  # type: ignore[arg-type]
     except order_states.IllegalTransition as exc:
         raise Conflict(str(exc), code="illegal_transition") from None
     lines = await _lines_of(session, r.id)
+    if order.drop_ship_order_id is None:
+        await _receive(session, principal, order, r, lines, data, stock=True)
+    else:
+        await _receive(session, principal, order, r, lines, data, stock=False)
+        await _receive_drop_ship(session, principal, order, r, lines, data)
+    return await _out(session, r, lines)
+
+
+async def _receive_drop_ship(
+    session: AsyncSession,
+    principal: Principal,
+    order: Order,
+    r: OrderReturn,
+    lines: Sequence[OrderReturnLine],
+    data: ReturnReceiptIn,
+) -> None:
+    """The level-2 return is received (its refund came out of the level-1 dealer's pool, no
+    stock moved there): the same goods go back on the level-1 dealer's drop-ship purchase, whose
+    return is filed, approved and received in one step into the brand warehouse, refunding the
+    level-1 dealer in the brand's pool and putting the goods into stock. Lines match by
+    ``line_id``; each step is in both orders' histories."""
+    assert order.drop_ship_order_id is not None
+    purchase = await orders._locked(session, order.drop_ship_order_id)  # the level-2 order first
+    _returnable(purchase)
+    purchase_lines = {ln.line_id: ln for ln in await orders._lines_of(session, purchase.id)}
+    wanted: dict[UUID, Decimal] = {}
+    for ln in lines:
+        line = purchase_lines.get(ln.line_id)
+        if (
+            line is None
+            or line.shipped_quantity - line.returned_quantity - line.returning_quantity < ln.quantity
+        ):
+            raise Conflict(
+                f"the drop-ship purchase {purchase.id} has no goods of line {ln.line_id} left to return",
+                code="exceeds_returnable",
+            )
+        wanted[line.id] = ln.quantity
+    link = {"source_order_id": str(order.id), "source_return_id": str(r.id)}
+    mirror, mirror_lines = await _file(
+        session,
+        principal,
+        purchase,
+        list(purchase_lines.values()),
+        wanted,
+        f"drop-ship return {r.number}: {r.reason}"[:400],
+        f"drop-ship-return:{r.id}",
+        link,
+    )
+    await _move(session, principal, purchase, mirror, "approve", link, decided_by=principal.actor)
+    await _receive(session, principal, purchase, mirror, mirror_lines, data, stock=True, extra=link)
+    _history(
+        session,
+        principal,
+        order,
+        "return_drop_shipped",
+        {
+            "return_id": str(r.id),
+            "drop_ship_order_id": str(purchase.id),
+            "drop_ship_return_id": str(mirror.id),
+        },
+    )
+    await session.flush()
+
+
+async def _receive(
+    session: AsyncSession,
+    principal: Principal,
+    order: Order,
+    r: OrderReturn,
+    lines: Sequence[OrderReturnLine],
+    data: ReturnReceiptIn,
+    *,
+    stock: bool,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """The receipt of an approved return of the locked ``order``: the status move, the refund, the
+    returned quantities, the goods into ``data.warehouse_id`` (``stock``) and the sales facts."""
     order_lines = {ln.id: ln for ln in await orders._lines_of(session, order.id)}
     total: dict[str, Decimal] = {}
     movements: list[sales.Movement] = []
@@ -494,6 +603,7 @@ async def receive_return(
         "warehouse_id": str(data.warehouse_id),
         "refunded": {k: str(v) for k, v in money.items() if v},
         "credit": str(total.get("credit", ZERO)),
+        **(extra or {}),
     }
     await _move(
         session,
@@ -537,7 +647,7 @@ async def receive_return(
             .execution_options(synchronize_session=False)
         )
         set_committed_value(r, "refund_transfer_id", transfer.id)
-    for ln in lines:
+    for ln in lines if stock else ():
         await inventory.receive(
             session,
             None,
@@ -561,4 +671,3 @@ async def receive_return(
         movements=movements,
     )
     await session.flush()
-    return await _out(session, r, lines)

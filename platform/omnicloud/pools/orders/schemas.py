@@ -20,9 +20,15 @@ MAX_SHIPMENT_LINES = 1000
 
 class OrderIn(QuoteIn, kw_only=True):
     """Submit an order: the basket as a quote takes it (see ``POST /api/v1/quotes``), plus the
-    brand warehouse it ships from. A dealer orders for itself; staff name the customer."""
+    warehouse it ships from (the seller's). A dealer orders for itself; staff name the customer.
+
+    ``drop_ship_warehouse_id``: for a level-2 order only, the brand warehouse that ships it when
+    the level-1 seller's warehouse is short and every line's supply relation allows drop-ship
+    (the order then spawns the seller's purchase from the brand; see docs/orders.md). Unused
+    when the seller's warehouse has the stock."""
 
     warehouse_id: UUID
+    drop_ship_warehouse_id: UUID | None = None
 
 
 class ReasonIn(Input):
@@ -128,7 +134,9 @@ class OrderTotals(msgspec.Struct, kw_only=True):
 
 class OrderSummary(msgspec.Struct, kw_only=True):
     """``seller_customer_id``: the dealer that sells the order (its level-1 supplier's sales
-    order, DOMAIN §7); null: the brand."""
+    order, DOMAIN §7); null: the brand. Drop-ship: a level-2 order the brand ships names the
+    level-1 dealer's purchase (``drop_ship_order_id``); that purchase names the level-2 order
+    (``source_order_id``) and the dealer that receives the goods (``ship_to_customer_id``)."""
 
     id: UUID
     number: str
@@ -147,6 +155,9 @@ class OrderSummary(msgspec.Struct, kw_only=True):
     approver_roles: list[str]  # who may approve: a holder of one of these roles (empty: anyone allowed)
     coupon_code_ids: list[UUID]
     allowed_actions: list[str]
+    source_order_id: UUID | None = None
+    drop_ship_order_id: UUID | None = None
+    ship_to_customer_id: UUID | None = None
     priced_at: datetime
     submitted_by: str
     created_at: datetime

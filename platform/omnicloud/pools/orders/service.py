@@ -80,6 +80,19 @@ basket mixing sellers is a 422 ``mixed_sellers`` naming each line's seller: the 
 order per seller. Brand-sold orders (``seller_customer_id`` null) are exactly as above, and the
 brand's credit exposure counts only them.
 
+Drop-ship (DOMAIN §7): when the selling dealer's warehouse is short and the supply relation of
+every line allows it, a level-2 order naming ``drop_ship_warehouse_id`` (a brand warehouse) is
+accepted without a reservation and spawns, in the same transaction, the seller's purchase from
+the brand (:func:`_drop_ship`): priced for the seller, paid and credit-checked in the brand's pool,
+reserved in that warehouse, ``source_order_id`` = the level-2 order and ``ship_to_customer_id`` =
+its buyer; the level-2 order names it in ``drop_ship_order_id``. The purchase follows its level-2
+order: the brand's shipment of it ships the level-2 order by the same quantities (money posts in
+the seller's pool, none of the seller's stock moves), the level-2 buyer's receipt completes both,
+cancelling or rejecting the level-2 order cancels (or closes) the purchase, and returns go through
+the level-2 order (``orders.returns``). The purchase is never cancelled, confirmed or returned on
+its own (409 ``drop_ship_linked``) and the level-2 order is never shipped by its seller (409
+``drop_shipped``). Steps on a linked pair take the level-2 order's row first, then the purchase's.
+
 Dealer users see the orders of their customer subtree (others answer 404), so a seller sees its
 sub-dealers' purchases from it and a buyer never sees its seller's own purchases. A dealer acts as
 a buyer only on its own customer's orders (cancel, confirm receipt, returns; 403 for a
@@ -93,7 +106,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -120,6 +133,7 @@ from omnicloud.core.ids import new_id
 from omnicloud.core.paging import paged_query, split_page
 from omnicloud.core.security import Principal, current_principal
 from omnicloud.core.tenancy import require_tenant
+from omnicloud.distribution import service as distribution
 from omnicloud.inventory import service as inventory
 from omnicloud.inventory.schemas import StockRequest, WarehouseOut
 from omnicloud.policies import credit
@@ -208,6 +222,9 @@ def _summary_fields(o: Order) -> dict[str, Any]:
         "approver_roles": list(o.approver_roles),
         "coupon_code_ids": [UUID(c) for c in o.coupon_code_ids],
         "allowed_actions": order_states.allowed(o.status),  # type: ignore[arg-type]
+        "source_order_id": o.source_order_id,
+        "drop_ship_order_id": o.drop_ship_order_id,
+        "ship_to_customer_id": o.ship_to_customer_id,
         "priced_at": o.priced_at,
         "submitted_by": o.submitted_by,
         "created_at": o.created_at,
@@ -803,7 +820,8 @@ async def submit(
     key: str,
     max_lines: int,
 ) -> OrderOut:
-    """Price, credit-check, freeze, reserve and write one order (see the module docstring)."""
+    """Price, credit-check, freeze, reserve and write one order (see the module docstring); a
+    level-2 order its seller cannot supply from stock may drop-ship (see :func:`_drop_ship`)."""
     customer_id = _buyer(principal, data)
     day = funds.business_day()
     if data.date is not None and data.date != day:
@@ -828,7 +846,57 @@ async def submit(
     )
     seller = _seller_of(q)
     _sellers_warehouse(warehouse, seller)
+    if data.drop_ship_warehouse_id is not None:
+        if seller is None:
+            raise invalid("drop_ship_warehouse_id", "only an order a level-1 dealer sells may drop-ship")
+        await _drop_ship_warehouse(session, data.drop_ship_warehouse_id)
     _refuse_blocked_floor(q)
+    placed = await _place(
+        session,
+        principal,
+        customer=customer,
+        q=q,
+        seller=seller,
+        warehouse_id=data.warehouse_id,
+        key=key,
+        day=day,
+        drop_ship_warehouse_id=data.drop_ship_warehouse_id,
+    )
+    order, lines, allocations, history = placed.order, placed.lines, placed.allocations, placed.history
+    if placed.drop_ship:
+        assert data.drop_ship_warehouse_id is not None and seller is not None
+        history.append(
+            await _drop_ship(session, plugins, principal, order, data, seller, max_lines=max_lines)
+        )
+    return _order_out(order, lines, allocations, history)
+
+
+class _Placed(NamedTuple):
+    order: Order
+    lines: list[OrderLine]
+    allocations: list[OrderLineAllocation]
+    history: list[OrderEvent]
+    drop_ship: bool = False
+
+
+async def _place(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    customer: Any,
+    q: QuoteOut,
+    seller: UUID | None,
+    warehouse_id: UUID,
+    key: str,
+    day: Any,
+    drop_ship_warehouse_id: UUID | None = None,
+    source: Order | None = None,
+) -> _Placed:
+    """Steps 3 to 7 of submit for a priced basket ``q`` of ``customer`` sold by ``seller``.
+    ``source``: the level-2 order a drop-ship purchase is placed for. A shortage of stock is
+    the 409 it is, unless the order may drop-ship (then nothing is reserved and the result says
+    so: the purchase's reservation stands for it)."""
+    customer_id = customer.id
     sales_org_id = customer.sales_org_id if seller is None else None  # a dealer's pool has no orgs
     order_id, now = new_id(), utcnow()
     if q.promotions:  # budgets and per-customer limits, taken now or the order is refused (409)
@@ -870,12 +938,27 @@ async def submit(
         owner=seller,
     )
     lines, allocations = _build_lines(order_id, q, plan)
-    await inventory.reserve_many(
-        session,
-        None,
-        _stock_requests(data.warehouse_id, [(ln.sku_id, ln.base_quantity) for ln in lines]),
-        reference=stock_reference(order_id),
-    )
+    drop_ship = False
+    try:
+        await inventory.reserve_many(
+            session,
+            None,
+            _stock_requests(warehouse_id, [(ln.sku_id, ln.base_quantity) for ln in lines]),
+            reference=stock_reference(order_id),
+        )
+    except Conflict as exc:  # reserve_many checks all before it writes: nothing was held
+        if exc.code != "insufficient_stock" or seller is None:
+            raise
+        if not await _may_drop_ship(session, customer_id, seller, lines, day):
+            raise
+        if drop_ship_warehouse_id is None:
+            raise Conflict(
+                f"{exc.detail}; every line may drop-ship: name the brand warehouse that ships it "
+                "in drop_ship_warehouse_id",
+                code="insufficient_stock",
+                errors=exc.errors,
+            ) from None
+        drop_ship = True
     coupon_ids = [a.promotion_id for a in q.promotions if a.stage == "coupon"]
     for coupon_id in coupon_ids:
         await promos.transition_coupon_code(session, UUID(coupon_id), "reserved", customer_id=customer_id)
@@ -890,7 +973,7 @@ async def submit(
         customer_id=customer_id,
         seller_customer_id=seller,
         sales_org_id=sales_org_id,
-        warehouse_id=data.warehouse_id,
+        warehouse_id=warehouse_id,
         status=status,
         version=1,
         gross=q.totals.gross,
@@ -914,6 +997,9 @@ async def submit(
         approval_reasons=approval,
         approver_roles=approver_roles,
         coupon_code_ids=coupon_ids,
+        source_order_id=None if source is None else source.id,
+        drop_ship_order_id=None,
+        ship_to_customer_id=None if source is None else source.customer_id,
         channel=q.channel,
         idempotency_key=key,
         priced_at=now,
@@ -921,13 +1007,16 @@ async def submit(
         created_at=now,
         updated_at=now,
     )
+    detail: dict[str, Any] = {"approval_reasons": approval, "credit_action": credit_action}
+    if source is not None:
+        detail["source_order_id"] = str(source.id)
     history = OrderEvent(
         id=new_id(),
         order_id=order_id,
         action="submit",
         from_status=None,
         to_status=status,
-        detail={"approval_reasons": approval, "credit_action": credit_action},
+        detail=detail,
         actor=principal.actor,
         at=now,
     )
@@ -939,7 +1028,114 @@ async def submit(
     audit.record(session, "submit", "order", order_id, after=summary)
     events.emit(session, "order.submitted", {"id": order_id, **summary})
     await session.flush()
-    return _order_out(order, lines, allocations, [history])
+    return _Placed(order, lines, allocations, [history], drop_ship)
+
+
+# --- drop-ship --------------------------------------------------------------------------------
+
+
+async def _drop_ship_warehouse(
+    session: AsyncSession, warehouse_id: UUID, field: str = "drop_ship_warehouse_id"
+) -> None:
+    """An active brand warehouse, or a 422 naming ``field``."""
+    try:
+        warehouse = await inventory.get_warehouse(session, None, warehouse_id)
+    except NotFound:
+        raise invalid(field, "no such warehouse") from None
+    if warehouse.status != "active":
+        raise invalid(field, f"the warehouse is {warehouse.status}")
+    if warehouse.owner_customer_id is not None:
+        raise invalid(field, "the goods of a drop-ship move through a brand warehouse: name one")
+
+
+async def _may_drop_ship(
+    session: AsyncSession, customer_id: UUID, seller: UUID, lines: Sequence[OrderLine], day: Any
+) -> bool:
+    """Whether the whole order may drop-ship: the supply relation that routes every line to
+    ``seller`` allows it (one line that does not keeps the 409 of the shortage)."""
+    routes = await distribution.route_supplier(
+        session, buyer_id=customer_id, sku_ids=[ln.sku_id for ln in lines], region_id=None, day=day
+    )
+    for ln in lines:
+        route = routes.get(ln.sku_id)
+        if route is None or route.seller_id != seller or not route.drop_ship_allowed:
+            return False
+    return True
+
+
+async def _drop_ship(
+    session: AsyncSession,
+    plugins: Any,
+    principal: Principal,
+    order: Order,
+    data: OrderIn,
+    seller: UUID,
+    *,
+    max_lines: int,
+) -> OrderEvent:
+    """Place the level-1 seller's purchase from the brand for a level-2 ``order`` it cannot supply
+    from stock: the same lines, priced by the quote service for the seller (the brand's prices
+    for it), paid and credit-checked in the brand's pool like any brand order of the seller, with
+    the stock reserved in the brand warehouse ``data.drop_ship_warehouse_id``. A purchase the
+    seller cannot pay (or the brand cannot supply) refuses the level-2 order with its Problem;
+    the caller's transaction then leaves nothing of either behind. Returns the level-2 order's
+    history entry of the link."""
+    assert data.drop_ship_warehouse_id is not None
+    buyer = await channels.require_customer(session, seller)
+    as_seller = msgspec.structs.replace(principal, customer_id=seller)  # the seller buys for itself
+    q = await quotes.quote(
+        session,
+        plugins,
+        as_seller,
+        QuoteIn(lines=data.lines, customer_id=seller),
+        max_lines=max_lines,
+        credit_preview=False,
+    )
+    if _seller_of(q) is not None:
+        raise Conflict(
+            "the level-1 dealer does not buy these goods from the brand", code="drop_ship_unavailable"
+        )
+    _refuse_blocked_floor(q)
+    purchase = await _place(
+        session,
+        principal,
+        customer=buyer,
+        q=q,
+        seller=None,
+        warehouse_id=data.drop_ship_warehouse_id,
+        key=f"drop-ship:{order.id}",
+        day=funds.business_day(),
+        source=order,
+    )
+    await _set(session, order, drop_ship_order_id=purchase.order.id)
+    event = OrderEvent(
+        id=new_id(),
+        order_id=order.id,
+        action="drop_ship",
+        from_status=order.status,
+        to_status=order.status,
+        detail={
+            "drop_ship_order_id": str(purchase.order.id),
+            "warehouse_id": str(data.drop_ship_warehouse_id),
+        },
+        actor=principal.actor,
+        at=utcnow(),
+    )
+    session.add(event)
+    audit.record(
+        session,
+        "drop_ship",
+        "order",
+        order.id,
+        after={"drop_ship_order_id": str(purchase.order.id)},
+    )
+    events.emit(
+        session,
+        "order.drop_shipped",
+        {"id": order.id, "drop_ship_order_id": purchase.order.id, **_event_summary(order)},
+    )
+    await session.flush()
+    return event
 
 
 def _event_summary(o: Order) -> dict[str, Any]:
@@ -1130,8 +1326,10 @@ async def reject(session: AsyncSession, principal: Principal, order_id: UUID, re
     _sells(principal, order)
     _legal(order, "reject")
     _may_decide(principal, order)
+    _not_linked(order, "reject")
     await _move(session, principal, order, "reject", {"reason": reason} if reason else None)
     await _release_everything(session, order, "reject")
+    await _cancel_purchase(session, principal, order, "rejected")
     return await _full_out(session, order)
 
 
@@ -1140,11 +1338,42 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: UUID, re
     buyer or the seller may."""
     order = await _visible_order(session, principal, order_id, lock=True)
     _own(principal, order, seller_may=True)
+    _not_linked(order, "cancel")
     if order.status == "partially_shipped":
-        return await _close(session, principal, order, reason)
-    await _move(session, principal, order, "cancel", {"reason": reason} if reason else None)
-    await _release_everything(session, order, "cancel")
-    return await _full_out(session, order)
+        out = await _close(session, principal, order, reason)
+    else:
+        await _move(session, principal, order, "cancel", {"reason": reason} if reason else None)
+        await _release_everything(session, order, "cancel")
+        out = None
+    await _cancel_purchase(session, principal, order, "cancelled")
+    return out if out is not None else await _full_out(session, order)
+
+
+def _not_linked(order: Order, action: str) -> None:
+    """A drop-ship purchase follows its level-2 order: it is cancelled, completed and returned
+    through that order only (409 ``drop_ship_linked``)."""
+    if order.source_order_id is not None:
+        raise Conflict(
+            f"this purchase drop-ships the order {order.source_order_id}: "
+            f"{action.replace('_', ' ')} that order instead",
+            code="drop_ship_linked",
+        )
+
+
+async def _cancel_purchase(session: AsyncSession, principal: Principal, order: Order, what: str) -> None:
+    """A cancelled, rejected or closed level-2 order takes its drop-ship purchase with it: the
+    purchase is cancelled (releasing its freezes and brand stock) or, shipped in part, closed."""
+    if order.drop_ship_order_id is None:
+        return
+    purchase = await _locked(session, order.drop_ship_order_id)
+    if purchase.status not in order_states.OPEN:
+        return
+    reason = f"the drop-shipped order {order.id} was {what}"
+    if purchase.status == "partially_shipped":
+        await _close(session, principal, purchase, reason)
+        return
+    await _move(session, principal, purchase, "cancel", {"reason": reason, "source_order_id": str(order.id)})
+    await _release_everything(session, purchase, "cancel")
 
 
 async def _close(session: AsyncSession, principal: Principal, order: Order, reason: str | None) -> OrderOut:
@@ -1180,9 +1409,15 @@ async def _close(session: AsyncSession, principal: Principal, order: Order, reas
 
 
 async def confirm_receipt(session: AsyncSession, principal: Principal, order_id: UUID) -> OrderOut:
+    """签收 by the buyer. For a drop-shipped level-2 order it completes the purchase too (the
+    level-1 dealer never handled the goods); the purchase is never confirmed on its own."""
     order = await _visible_order(session, principal, order_id, lock=True)
     _own(principal, order)
+    _not_linked(order, "confirm_receipt")
     await _move(session, principal, order, "confirm_receipt")
+    if order.drop_ship_order_id is not None:
+        purchase = await _locked(session, order.drop_ship_order_id)
+        await _move(session, principal, purchase, "confirm_receipt", {"source_order_id": str(order.id)})
     return await _full_out(session, order)
 
 
@@ -1210,16 +1445,88 @@ def _shipment(data: ShipmentIn, lines: Sequence[OrderLine]) -> dict[UUID, Decima
 async def ship(
     session: AsyncSession, principal: Principal, order_id: UUID, data: ShipmentIn, *, keyed: bool
 ) -> OrderOut:
-    """Ship some or all of what is left (see the module docstring)."""
-    order = await _visible_order(session, principal, order_id, lock=True)
+    """Ship some or all of what is left (see the module docstring). Shipping a drop-ship purchase
+    ships its level-2 order's lines by the same quantities (see :func:`_ship_source`)."""
+    order = await _visible_order(session, principal, order_id)
     if not keyed:
         raise PreconditionRequired(
             "send an Idempotency-Key: a shipment moves stock and money", code="idempotency_key_required"
         )
     _sells(principal, order)
+    if order.drop_ship_order_id is not None:
+        raise Conflict(
+            f"the brand ships this order: it drop-ships the purchase {order.drop_ship_order_id}",
+            code="drop_shipped",
+        )
+    # The level-2 order first, then its purchase: the lock order of every drop-ship step.
+    source = None if order.source_order_id is None else await _locked(session, order.source_order_id)
+    order = await _locked(session, order.id)
     _legal(order, "ship_partial")  # both kinds of shipment leave the same statuses
     lines = await _lines_of(session, order.id)
     shipped = _shipment(data, lines)
+    shipment_id = new_id()
+    extra = {} if source is None else {"ship_to_customer_id": str(order.ship_to_customer_id)}
+    await _ship_lines(session, principal, order, lines, shipped, shipment_id, extra, consume=True)
+    if source is not None:
+        await _ship_source(session, principal, source, order, lines, shipped, shipment_id)
+    return await _full_out(session, order, lines)
+
+
+async def _locked(session: AsyncSession, order_id: UUID) -> Order:
+    """The order's row, taken for update and read fresh."""
+    order = await session.get(
+        Order, (require_tenant(), order_id), populate_existing=True, with_for_update=True
+    )
+    assert order is not None, "a linked order exists (foreign key)"
+    return order
+
+
+async def _ship_source(
+    session: AsyncSession,
+    principal: Principal,
+    source: Order,
+    purchase: Order,
+    purchase_lines: Sequence[OrderLine],
+    shipped: dict[UUID, Decimal],
+    shipment_id: UUID,
+) -> None:
+    """The brand's shipment of a drop-ship purchase is the level-2 order's shipment too: its lines
+    of the same ``line_id`` ship the same quantities, its money posts in the level-1 dealer's pool
+    as that dealer's own shipment would, and no stock of the level-1 dealer moves (the goods left
+    the brand's warehouse). Lines the purchase has and the level-2 order has not (a gift of the
+    brand's promotions to the level-1 dealer) ship on the purchase only. A level-2 order still
+    waiting for its seller's approval cannot ship: 409 ``source_not_approved``."""
+    by_ref = {ln.line_id: ln for ln in await _lines_of(session, source.id)}
+    mirrored: dict[UUID, Decimal] = {}
+    for ln in purchase_lines:
+        if ln.id in shipped and ln.line_id in by_ref:
+            mirrored[by_ref[ln.line_id].id] = shipped[ln.id]
+    if not mirrored:
+        return
+    if (source.status, "ship_partial") not in order_states.TRANSITIONS:
+        raise Conflict(
+            f"the level-2 order {source.id} is {source.status.replace('_', ' ')}: "
+            "its seller approves it before the brand ships",
+            code="source_not_approved",
+        )
+    extra = {"drop_ship_order_id": str(purchase.id), "drop_ship_shipment_id": str(shipment_id)}
+    lines = list(by_ref.values())
+    await _ship_lines(session, principal, source, lines, mirrored, new_id(), extra, consume=False)
+
+
+async def _ship_lines(
+    session: AsyncSession,
+    principal: Principal,
+    order: Order,
+    lines: Sequence[OrderLine],
+    shipped: dict[UUID, Decimal],
+    shipment_id: UUID,
+    extra: dict[str, Any],
+    *,
+    consume: bool,
+) -> None:
+    """Ship ``shipped`` (order line id → quantity) of the locked ``order``: the status move, the
+    money, the stock (``consume``), the sales facts and the coupon codes."""
     full = all(ln.shipped_quantity + shipped.get(ln.id, Decimal(0)) == ln.quantity for ln in lines)
     parts: dict[str, Decimal] = {}
     for ln in lines:
@@ -1235,12 +1542,12 @@ async def ship(
     )
     credit_shipped = order.credit_amount if full else order.credit_shipped + parts.get("credit", ZERO)
     first = order.status == "approved"
-    shipment_id = new_id()
     detail: dict[str, Any] = {
         "shipment_id": str(shipment_id),
         "lines": {ln.line_id: str(shipped[ln.id]) for ln in lines if ln.id in shipped},
         "posted": str(amount),
         "credit": str(credit_shipped - order.credit_shipped),
+        **extra,
     }
     if checked:
         detail["credit_check"] = checked
@@ -1261,9 +1568,10 @@ async def ship(
             await funds.post_holds(session, fund_reference(order.id), owner=owner)
         else:
             await funds.post_holds(session, fund_reference(order.id), by_kind=post, owner=owner)
-    await _consume(
-        session, order, [(ln.sku_id, _base(ln, shipped[ln.id])) for ln in lines if ln.id in shipped]
-    )
+    if consume:
+        await _consume(
+            session, order, [(ln.sku_id, _base(ln, shipped[ln.id])) for ln in lines if ln.id in shipped]
+        )
     await sales.record(
         session,
         kind="shipped",
@@ -1281,7 +1589,6 @@ async def ship(
     if first:
         await _coupons(session, order, "redeemed")
     await session.flush()
-    return await _full_out(session, order, lines)
 
 
 async def _consume(session: AsyncSession, order: Order, quantities: Sequence[tuple[UUID, Decimal]]) -> None:
