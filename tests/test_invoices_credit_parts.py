@@ -1,5 +1,6 @@
-"""An invoice's credit part is its own lines' credit, and exposure never goes below zero when
-invoiced goods come back (found by review)."""
+"""An invoice's credit part is its own lines' credit; goods that come back after they were
+invoiced on credit get a red-letter credit on the receivable (a paid part goes back to cash), so
+the customer never owes, nor has paid, for goods it returned, and exposure never goes below zero."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from uuid import UUID, uuid4
 
 from omnicloud.policies import credit
 from omnicloud.policies.terms import service as terms
-from tests.test_funds_api import API, fund_cash, keyed, post, tx
+from tests.test_funds_api import API, assert_ledger_balanced, fund_cash, keyed, post, tx
 from tests.test_invoices_api import credit_profile, issued, pay, requested
-from tests.test_orders_api import basket, ship, shop, submitted
+from tests.test_orders_api import basket, cash, ship, shop, submitted
 from tests.test_orders_returns import decide, filed, receive
 
 
@@ -57,7 +58,7 @@ async def test_exposure_never_goes_below_zero_when_invoiced_goods_come_back(clie
     inv = await issued(
         client, t, (await requested(client, s.d.keys["D1"], [(o["lines"][0]["id"], "10")]))["id"], "N-1"
     )
-    await fund_cash(client, t, d1, "100.00", "PAYREC")
+    cash_id = await fund_cash(client, t, d1, "100.00", "PAYREC")
     r = await pay(client, s.d.keys["D1"], inv["invoice"]["receivable_id"], "100.00")
     assert r.status_code in (200, 201), r.text
     ret = await filed(client, s.d.keys["D1"], o["id"], l1="10")
@@ -66,3 +67,45 @@ async def test_exposure_never_goes_below_zero_when_invoiced_goods_come_back(clie
     async with tx(app, t) as db:
         e = await terms.exposure_inputs(db, UUID(d1))
     assert credit.exposure(e) == 0 and e.shipped_not_invoiced == 0 and e.receivables == 0, e
+    # The 100 paid on the receivable went back to cash, and the receivable shows the credit.
+    rec = (await client.get(f"{API}/receivables/{inv['invoice']['receivable_id']}", headers=t.auth)).json()
+    assert (D(rec["paid_amount"]), D(rec["credited_amount"]), D(rec["outstanding"]), rec["status"]) == (
+        0,
+        100,
+        0,
+        "paid",
+    )
+    assert await cash(client, t, cash_id) == (100, 0)
+    await assert_ledger_balanced(app, t)
+
+
+async def test_a_return_after_invoicing_takes_the_goods_off_what_is_owed(client, app, tenant_a):
+    """Shipped 10 on credit (10.00 each), invoiced 6: returning 5 comes out of the 4 not invoiced
+    first, so 1 unit's 10.00 is credited on the open receivable, and nothing moves in cash."""
+    t = tenant_a
+    s = await shop(client, t, skus=1)
+    d1 = s.d.ids["D1"]
+    await credit_profile(client, t, d1, "100.00")
+    o = await submitted(client, s.d.keys["D1"], basket(s, "10"))
+    assert (await ship(client, t.auth, o["id"], l1="10")).status_code == 201
+    inv = await issued(
+        client, t, (await requested(client, s.d.keys["D1"], [(o["lines"][0]["id"], "6")]))["id"], "N-2"
+    )
+    rid = inv["invoice"]["receivable_id"]
+    ret = await filed(client, s.d.keys["D1"], o["id"], l1="5")
+    assert (await decide(client, t.auth, ret["id"], "approve")).status_code == 200
+    key = str(uuid4())
+    for _ in range(2):  # a retried receipt credits nothing more
+        r = await receive(client, t.auth, ret["id"], s.warehouse_id, key=key)
+        assert r.status_code == 200, r.text
+    rec = (await client.get(f"{API}/receivables/{rid}", headers=t.auth)).json()
+    assert (D(rec["amount"]), D(rec["credited_amount"]), D(rec["outstanding"]), rec["status"]) == (
+        60,
+        10,
+        50,
+        "open",
+    )
+    async with tx(app, t) as db:
+        e = await terms.exposure_inputs(db, UUID(d1))
+    assert (e.shipped_not_invoiced, e.receivables, credit.exposure(e)) == (0, 50, 50)  # the 5 kept
+    await assert_ledger_balanced(app, t)

@@ -148,6 +148,7 @@ def upgrade() -> None:
         sa.Column("invoice_number", sa.String(length=40), nullable=False),
         sa.Column("amount", sa.Numeric(precision=18, scale=2), nullable=False),
         sa.Column("paid_amount", sa.Numeric(precision=18, scale=2), nullable=False),
+        sa.Column("credited_amount", sa.Numeric(precision=18, scale=2), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("issue_date", sa.Date(), nullable=False),
         sa.Column("due_date", sa.Date(), nullable=False),
@@ -159,7 +160,8 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.CheckConstraint(
-            "(status = 'paid') = (paid_amount = amount)", name=op.f("ck_receivables_paid_when_settled")
+            "(status = 'paid') = (paid_amount + credited_amount = amount)",
+            name=op.f("ck_receivables_paid_when_settled"),
         ),
         sa.CheckConstraint("status IN ('open', 'paid')", name=op.f("ck_receivables_status_known")),
         sa.CheckConstraint("amount > 0", name=op.f("ck_receivables_amount_positive")),
@@ -167,7 +169,8 @@ def upgrade() -> None:
             "grace_days >= 0 AND grace_ends_on >= due_date", name=op.f("ck_receivables_grace_after_due")
         ),
         sa.CheckConstraint(
-            "paid_amount >= 0 AND paid_amount <= amount", name=op.f("ck_receivables_paid_within_amount")
+            "paid_amount >= 0 AND credited_amount >= 0 AND paid_amount + credited_amount <= amount",
+            name=op.f("ck_receivables_paid_within_amount"),
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id", "customer_id"],

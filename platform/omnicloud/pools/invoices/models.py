@@ -135,7 +135,8 @@ class Receivable(TenantOwned):
     """What the customer owes (应收) for the credit part of one issued invoice, due on
     ``due_date`` (issue date + the credit profile's credit days) and overdue after
     ``grace_ends_on`` (due date + the grace days in force at issue). ``paid_amount`` grows with
-    each payment; the receivable is ``paid`` when it reaches ``amount``."""
+    each payment, ``credited_amount`` with each red-letter credit (红字) for goods returned after
+    they were invoiced; the receivable is ``paid`` (settled) when the two reach ``amount``."""
 
     __tablename__ = "receivables"
     __table_args__ = (
@@ -147,8 +148,13 @@ class Receivable(TenantOwned):
         Index(None, "tenant_id", "status", "grace_ends_on"),
         CheckConstraint(_known("status", RECEIVABLE_STATES), name="status_known"),
         CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("paid_amount >= 0 AND paid_amount <= amount", name="paid_within_amount"),
-        CheckConstraint("(status = 'paid') = (paid_amount = amount)", name="paid_when_settled"),
+        CheckConstraint(
+            "paid_amount >= 0 AND credited_amount >= 0 AND paid_amount + credited_amount <= amount",
+            name="paid_within_amount",
+        ),
+        CheckConstraint(
+            "(status = 'paid') = (paid_amount + credited_amount = amount)", name="paid_when_settled"
+        ),
         CheckConstraint("grace_days >= 0 AND grace_ends_on >= due_date", name="grace_after_due"),
     )
 
@@ -158,6 +164,7 @@ class Receivable(TenantOwned):
     invoice_number: Mapped[str] = mapped_column(String(40))
     amount: Mapped[Decimal] = mapped_column(Money)
     paid_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    credited_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
     status: Mapped[str] = mapped_column(String(20), default="open")
     issue_date: Mapped[date] = mapped_column(Date)
     due_date: Mapped[date] = mapped_column(Date)
@@ -186,6 +193,30 @@ class ReceivablePayment(TenantOwned):
     transfer_id: Mapped[UUID]
     idempotency_key: Mapped[str] = mapped_column(String(255))
     paid_by: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReceivableCredit(TenantOwned):
+    """A red-letter credit (红字冲销) on a receivable: goods of ``order_id`` invoiced on credit came
+    back (``return_id``), so ``amount`` of the receivable is no longer owed; ``refunded`` of it had
+    been paid already and went back to the customer's cash (``transfer_id``)."""
+
+    __tablename__ = "receivable_credits"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "return_id", "receivable_id"),
+        tenant_fk("receivable_id", "receivables"),
+        tenant_fk("order_id", "orders"),
+        tenant_fk("transfer_id", "fund_transfers"),
+        Index(None, "tenant_id", "order_id"),
+        CheckConstraint("amount > 0 AND refunded >= 0 AND refunded <= amount", name="refunded_within_amount"),
+    )
+
+    receivable_id: Mapped[UUID]
+    order_id: Mapped[UUID]
+    return_id: Mapped[UUID]
+    amount: Mapped[Decimal] = mapped_column(Money)
+    refunded: Mapped[Decimal] = mapped_column(Money)
+    transfer_id: Mapped[UUID | None]
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -204,7 +204,8 @@ class ReceivablePaymentOut(msgspec.Struct, kw_only=True):
 
 class ReceivableSummary(msgspec.Struct, kw_only=True):
     """``status`` is ``paid``, else ``overdue`` once today is past ``grace_ends_on`` (due date +
-    grace days), else ``open``; ``outstanding`` = ``amount`` − ``paid_amount``."""
+    grace days), else ``open``; ``outstanding`` = ``amount`` − ``paid_amount`` − ``credited_amount``
+    (red-letter credits for goods returned after they were invoiced)."""
 
     id: UUID
     invoice_request_id: UUID
@@ -213,6 +214,7 @@ class ReceivableSummary(msgspec.Struct, kw_only=True):
     sales_org_id: UUID | None
     amount: Decimal
     paid_amount: Decimal
+    credited_amount: Decimal
     outstanding: Decimal
     status: ReceivableStatus
     issue_date: date

@@ -86,6 +86,7 @@ from omnicloud.pools.invoices.models import (
     InvoiceRequestLine,
     InvoiceSetting,
     Receivable,
+    ReceivableCredit,
     ReceivablePayment,
 )
 from omnicloud.pools.invoices.schemas import (
@@ -104,6 +105,7 @@ from omnicloud.pools.invoices.schemas import (
     RequestEventOut,
     RequestLineOut,
 )
+from omnicloud.pools.orders import returns as orders_returns
 from omnicloud.pools.orders.models import Order, OrderLine
 from omnicloud.pools.rebates import service as rebate_accruals
 
@@ -712,6 +714,7 @@ async def issue(
             invoice_number=data.invoice_number,
             amount=credit_total,
             paid_amount=ZERO,
+            credited_amount=ZERO,
             status="open",
             issue_date=issue_date,
             due_date=due,
@@ -752,7 +755,8 @@ def _receivable_fields(rec: Receivable, today: date) -> dict[str, Any]:
         "sales_org_id": rec.sales_org_id,
         "amount": rec.amount,
         "paid_amount": rec.paid_amount,
-        "outstanding": rec.amount - rec.paid_amount,
+        "credited_amount": rec.credited_amount,
+        "outstanding": rec.amount - rec.paid_amount - rec.credited_amount,
         "status": _receivable_status(rec, today),
         "issue_date": rec.issue_date,
         "due_date": rec.due_date,
@@ -840,12 +844,13 @@ async def pay_receivable(
         )
     amount, now = data.amount, utcnow()
     settled = _cents(Receivable.paid_amount + amount)
+    outstanding = _cents(Receivable.amount - Receivable.paid_amount - Receivable.credited_amount)
     result = await session.execute(
         update(Receivable)
-        .where(Receivable.id == rec.id, _cents(Receivable.amount - Receivable.paid_amount) >= amount)
+        .where(Receivable.id == rec.id, outstanding >= amount)
         .values(
             paid_amount=settled,
-            status=case((settled >= Receivable.amount, "paid"), else_="open"),
+            status=case((settled + Receivable.credited_amount >= Receivable.amount, "paid"), else_="open"),
             version=Receivable.version + 1,
             updated_at=now,
         )
@@ -856,7 +861,7 @@ async def pay_receivable(
     if row is None:
         await session.refresh(rec)
         raise Conflict(
-            f"only {rec.amount - rec.paid_amount} of the receivable is outstanding",
+            f"only {rec.amount - rec.paid_amount - rec.credited_amount} of the receivable is outstanding",
             code="exceeds_outstanding",
         )
     for name, value in (
@@ -907,7 +912,11 @@ async def pay_receivable(
 async def unpaid_receivables(session: AsyncSession, customer_id: UUID) -> list[tuple[UUID, Decimal, date]]:
     """The customer's receivables with something outstanding: (id, outstanding, due date)."""
     rows = await session.execute(
-        select(Receivable.id, Receivable.amount - Receivable.paid_amount, Receivable.due_date)
+        select(
+            Receivable.id,
+            Receivable.amount - Receivable.paid_amount - Receivable.credited_amount,
+            Receivable.due_date,
+        )
         .where(Receivable.customer_id == customer_id, Receivable.status == "open")
         .order_by(Receivable.due_date, Receivable.id)
     )
@@ -920,7 +929,11 @@ async def _invoice_exposure(session: AsyncSession, customer_id: UUID) -> credit.
     counts as shipped on credit (goods returned after they were invoiced must not take the
     exposure below zero)."""
     unpaid = (
-        select(func.coalesce(func.sum(Receivable.amount - Receivable.paid_amount), 0))
+        select(
+            func.coalesce(
+                func.sum(Receivable.amount - Receivable.paid_amount - Receivable.credited_amount), 0
+            )
+        )
         .where(Receivable.customer_id == customer_id, Receivable.status == "open")
         .scalar_subquery()
     )
@@ -951,6 +964,105 @@ async def _invoice_exposure(session: AsyncSession, customer_id: UUID) -> credit.
 
 terms.add_exposure_source(_invoice_exposure)
 terms.add_receivables_source(unpaid_receivables)
+
+
+# --- red-letter credits -------------------------------------------------------------------------
+
+
+async def credit_returned_goods(session: AsyncSession, order: Order, *, return_id: UUID) -> None:
+    """A red-letter credit (红字冲销) for goods that came back after they were invoiced on credit.
+
+    Per order, the credit part invoiced beyond what the order still counts as shipped on credit
+    (``credit_shipped − credit_returned``) is no longer owed. That excess, less what earlier
+    returns credited, is taken off the order's receivables, oldest first, each at most by the
+    order's own credit part on it: first from what is outstanding, then, for a part the customer
+    had paid already, by refunding that payment to its cash (the ledger's refund of the
+    receivable's payments, keyed by the return, so a retried receipt refunds nothing more). The
+    caller (a return's receipt) holds the order row. Goods returned before they were invoiced
+    simply leave less to invoice."""
+    issued_lines = (
+        select(
+            InvoiceRequestLine.request_id.label("request_id"),
+            func.sum(InvoiceRequestLine.credit_amount).label("part"),
+        )
+        .join(
+            InvoiceRequest,
+            _on(InvoiceRequest, InvoiceRequestLine, InvoiceRequest.id, InvoiceRequestLine.request_id),
+        )
+        .where(InvoiceRequestLine.order_id == order.id, InvoiceRequest.status == "issued")
+        .group_by(InvoiceRequestLine.request_id)
+        .subquery()
+    )
+    rows = (
+        await session.execute(
+            select(Receivable, issued_lines.c.part)
+            .join(issued_lines, issued_lines.c.request_id == Receivable.request_id)
+            .order_by(Receivable.issue_date, Receivable.id)
+            .with_for_update(of=Receivable)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    if not rows:
+        return
+    prior = dict(
+        (
+            await session.execute(
+                select(ReceivableCredit.receivable_id, func.sum(ReceivableCredit.amount))
+                .where(ReceivableCredit.order_id == order.id)
+                .group_by(ReceivableCredit.receivable_id)
+            )
+        ).all()
+    )
+    invoiced = sum((_money(part) for _, part in rows), ZERO)
+    credited = sum((_money(v) for v in prior.values()), ZERO)
+    still = order.credit_shipped - order.credit_returned
+    due = max(invoiced - still, ZERO) - credited
+    now = utcnow()
+    for rec, part in rows:
+        if due <= 0:
+            break
+        take = min(due, _money(part) - _money(prior.get(rec.id, ZERO)))
+        if take <= 0:
+            continue
+        outstanding = rec.amount - rec.paid_amount - rec.credited_amount
+        refunded = max(take - outstanding, ZERO)
+        transfer_id = None
+        if refunded > 0:
+            transfer = await funds.refund(
+                session,
+                fund_reference(rec.id),
+                refunded,
+                key=f"red-letter:{return_id}:{rec.id}",
+                memo=f"red-letter credit on invoice {rec.invoice_number}",
+            )
+            transfer_id = transfer.id if transfer is not None else None
+        rec.paid_amount -= refunded
+        rec.credited_amount += take
+        rec.status = "paid" if rec.paid_amount + rec.credited_amount >= rec.amount else "open"
+        rec.version += 1
+        rec.updated_at = now
+        session.add(
+            ReceivableCredit(
+                id=new_id(),
+                receivable_id=rec.id,
+                order_id=order.id,
+                return_id=return_id,
+                amount=take,
+                refunded=refunded,
+                transfer_id=transfer_id,
+                at=now,
+            )
+        )
+        after = {"credited": str(take), "refunded": str(refunded), "return_id": str(return_id)}
+        audit.record(session, "credit", "receivable", rec.id, after=after)
+        events.emit(
+            session, "receivable.credited", {"id": str(rec.id), "customer_id": str(rec.customer_id), **after}
+        )
+        due -= take
+    await session.flush()
+
+
+orders_returns.add_receipt_listener(credit_returned_goods)
 
 
 async def invoiced_basis(session: AsyncSession, start: date, end: date) -> list[tuple[UUID, UUID, Decimal]]:

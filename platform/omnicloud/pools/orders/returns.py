@@ -36,7 +36,7 @@ wait for each other instead of deadlocking on its lines.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -77,6 +77,17 @@ from omnicloud.pools.orders.schemas import (
 from omnicloud.pools.sales import service as sales
 
 ZERO = Decimal("0.00")
+
+ReceiptListener = Callable[..., Awaitable[None]]
+_RECEIPT_LISTENERS: list[ReceiptListener] = []
+
+
+def add_receipt_listener(listener: ReceiptListener) -> None:
+    """Register ``listener(session, order, return_id=...)``, called in a return's receipt, after
+    the refund, with the order row held: pools that depend on the order pool (the invoice pool's
+    red-letter credits) follow returns without the order pool importing them."""
+    if listener not in _RECEIPT_LISTENERS:
+        _RECEIPT_LISTENERS.append(listener)
 
 
 def stock_reference(return_id: UUID) -> str:
@@ -659,6 +670,8 @@ async def _receive(
                 reference=stock_reference(r.id),
             ),
         )
+    for listener in _RECEIPT_LISTENERS:  # e.g. the invoice pool's red-letter credit
+        await listener(session, order, return_id=r.id)
     await sales.record(
         session,
         kind="returned",
