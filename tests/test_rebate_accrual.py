@@ -545,3 +545,24 @@ async def test_a_policy_that_became_uncomputable_fails_the_run_with_the_reason(c
     assert await compute(app, t, run_id)
     out = await run(client, t, run_id)
     assert out["state"] == "discarded" and "basis 'paid'" in out["error"] and out["lines"] == []
+
+
+async def test_periods_settle_in_order_on_figures_that_saw_the_settlement_before(client, app, tenant_a):
+    """A carry into the next period is read when that period is computed: settling out of order,
+    or on figures computed before the previous period settled, would lose it (409s)."""
+    t = tenant_a
+    s = await shop(client, t)
+    await shipped(client, s, "D1", "10")
+    p = await policy(client, t)
+    last = month_of(THIS_MONTH[0] - timedelta(days=1))
+    earlier = await accrue(client, app, t, p["id"], last)
+    now = await accrue(client, app, t, p["id"])
+    r = await settle(client, t, now["id"])
+    assert (r.status_code, r.json()["code"]) == (409, "settle_in_order")
+    assert (await settle(client, t, earlier["id"])).status_code == 200
+    r = await settle(client, t, now["id"])
+    assert (r.status_code, r.json()["code"]) == (409, "stale_run")
+    again = await accrue(client, app, t, p["id"])  # requesting the period again recomputes it
+    assert again["id"] == now["id"]
+    r = await settle(client, t, now["id"])
+    assert r.status_code == 200, r.text

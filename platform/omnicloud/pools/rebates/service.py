@@ -559,6 +559,36 @@ async def adjust_line(
     return line_out(line)
 
 
+async def _settles_in_order(session: AsyncSession, run: RebateAccrualRun) -> None:
+    """Periods of one policy settle in order, each on figures that saw the settlement before it:
+    a negative line is carried into the next run when that run is computed, so settling a run
+    while an earlier period is still open, or after an earlier period settled since this run was
+    computed, could lose a carry. Either is a 409 that says what to do."""
+    earlier = (
+        await session.execute(
+            select(RebateAccrualRun.period_start, RebateAccrualRun.state, RebateAccrualRun.settled_at)
+            .where(
+                RebateAccrualRun.rebate_policy_id == run.rebate_policy_id,
+                RebateAccrualRun.period_end < run.period_start,
+                RebateAccrualRun.state.in_(("computing", "review", "settled")),
+            )
+            .order_by(RebateAccrualRun.period_end.desc())
+        )
+    ).all()
+    for start, state, settled_at in earlier:
+        if state != "settled":
+            raise Conflict(
+                f"the run for the period from {start} is still {state}: settle or discard it first",
+                code="settle_in_order",
+            )
+        if run.computed_at is not None and settled_at is not None and settled_at > run.computed_at:
+            raise Conflict(
+                f"the period from {start} was settled after this run was computed: request this "
+                "period again so it carries what that settlement left over",
+                code="stale_run",
+            )
+
+
 async def settle(session: AsyncSession, run_id: UUID) -> AccrualRunOut:
     """Credit every positive line (form cash or discount) to the customer's rebate account, record
     goods entitlements, and carry negative lines out to the next run. Exactly once: the run is
@@ -566,6 +596,7 @@ async def settle(session: AsyncSession, run_id: UUID) -> AccrualRunOut:
     run = await _run(session, run_id, lock=True)
     before = audit.snapshot(run, RUN_FIELDS)
     _move(run, "settle")
+    await _settles_in_order(session, run)
     lines = await _lines(session, run_id)
     for line in lines:
         line.credited = max(line.amount, ZERO)
