@@ -4,13 +4,18 @@ the customer never owes, nor has paid, for goods it returned, and exposure never
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
+from typing import Any
 from uuid import UUID, uuid4
 
 from omnicloud.policies import credit
 from omnicloud.policies.terms import service as terms
+from omnicloud.pools.funds import service as funds
+from omnicloud.pools.invoices import service as invoices
+from omnicloud.pools.orders import returns as orders_returns
 from tests.test_funds_api import API, assert_ledger_balanced, fund_cash, keyed, post, tx
-from tests.test_invoices_api import credit_profile, issued, pay, requested
+from tests.test_invoices_api import credit_profile, issued, pay, requested, step
 from tests.test_orders_api import basket, cash, ship, shop, submitted
 from tests.test_orders_returns import decide, filed, receive
 
@@ -108,4 +113,81 @@ async def test_a_return_after_invoicing_takes_the_goods_off_what_is_owed(client,
     async with tx(app, t) as db:
         e = await terms.exposure_inputs(db, UUID(d1))
     assert (e.shipped_not_invoiced, e.receivables, credit.exposure(e)) == (0, 50, 50)  # the 5 kept
+    await assert_ledger_balanced(app, t)
+
+
+async def test_goods_returned_while_a_request_waits_are_not_invoiced(client, app, tenant_a):
+    t = tenant_a
+    s = await shop(client, t, skus=1)
+    d1 = s.d.ids["D1"]
+    await credit_profile(client, t, d1, "100.00")
+    o = await submitted(client, s.d.keys["D1"], basket(s, "10"))  # 100 on credit
+    assert (await ship(client, t.auth, o["id"], l1="10")).status_code == 201
+    line_id = o["lines"][0]["id"]
+    req = await requested(client, s.d.keys["D1"], [(line_id, "10")])
+    ret = await filed(client, s.d.keys["D1"], o["id"], l1="5")
+    assert (await decide(client, t.auth, ret["id"], "approve")).status_code == 200
+    assert (await receive(client, t.auth, ret["id"], s.warehouse_id)).status_code == 200
+    r = await step(client, t.auth, req["id"], "approve")
+    assert r.status_code == 200, r.text
+    r = await step(client, t.auth, req["id"], "issue", {"invoice_number": "N-PEND"})
+    assert (r.status_code, r.json()["code"], r.json()["errors"][0]["field"]) == (
+        409,
+        "returned_since_requested",
+        "lines[0]",
+    )
+    assert (await client.get(f"{API}/invoice-requests/{req['id']}", headers=t.auth)).json()[
+        "status"
+    ] == "approved"
+    # The requester cannot cancel an approved request; the brand rejects it and the dealer asks again.
+    assert (await step(client, t.auth, req["id"], "reject", {"reason": "goods came back"})).status_code == 200
+    inv = await issued(client, t, (await requested(client, s.d.keys["D1"], [(line_id, "5")]))["id"], "N-KEPT")
+    rec = (await client.get(f"{API}/receivables/{inv['invoice']['receivable_id']}", headers=t.auth)).json()
+    assert D(rec["outstanding"]) == 50
+    async with tx(app, t) as db:
+        assert credit.exposure(await terms.exposure_inputs(db, UUID(d1))) == 50
+
+
+async def test_a_receipt_and_a_payment_of_the_same_goods_never_deadlock(client, app, tenant_a, monkeypatch):
+    """A return's receipt takes its order, the cash (refund) and then the receivable (red-letter
+    credit); a payment takes the invoiced orders first, so the two wait in line (the pauses only
+    widen the window in which they would otherwise cross on PostgreSQL)."""
+    t = tenant_a
+    s = await shop(client, t, skus=1)
+    d1 = s.d.ids["D1"]
+    await credit_profile(client, t, d1, "1000.00")
+    await fund_cash(client, t, d1, "100.00", "C1")
+    o = await submitted(client, s.d.keys["D1"], basket(s, "20"))  # 100 cash, 100 credit
+    assert (await ship(client, t.auth, o["id"], l1="20")).status_code == 201
+    inv = await issued(
+        client, t, (await requested(client, s.d.keys["D1"], [(o["lines"][0]["id"], "20")]))["id"], "DL"
+    )
+    await fund_cash(client, t, d1, "500.00", "C2")
+    ret = await filed(client, s.d.keys["D1"], o["id"], l1="10")
+    assert (await decide(client, t.auth, ret["id"], "approve")).status_code == 200
+    real_plan = funds.plan_payment
+
+    async def slow_plan(*a: Any, **kw: Any) -> Any:
+        await asyncio.sleep(0.5)
+        return await real_plan(*a, **kw)
+
+    monkeypatch.setattr(invoices.funds, "plan_payment", slow_plan)
+    listeners = list(orders_returns._RECEIPT_LISTENERS)
+
+    async def slow_listener(session: Any, order: Any, *, return_id: Any) -> None:
+        await asyncio.sleep(0.5)
+        for fn in listeners:
+            await fn(session, order, return_id=return_id)
+
+    monkeypatch.setattr(orders_returns, "_RECEIPT_LISTENERS", [slow_listener])
+
+    async def receiving() -> Any:
+        await asyncio.sleep(0.1)
+        return await receive(client, t.auth, ret["id"], s.warehouse_id)
+
+    paid, received = await asyncio.gather(
+        pay(client, s.d.keys["D1"], inv["invoice"]["receivable_id"], "10.00"), receiving()
+    )
+    assert paid.status_code in (200, 201), paid.text
+    assert received.status_code == 200, received.text
     await assert_ledger_balanced(app, t)

@@ -669,6 +669,50 @@ async def _credit_shares(session: AsyncSession, lines: Sequence[InvoiceRequestLi
         invoiced[ln.order_line_id] += ln.amount
 
 
+async def _still_shipped(session: AsyncSession, lines: Sequence[InvoiceRequestLine]) -> None:
+    """Goods returned after the request was filed must not be invoiced: with this request, no
+    order line may have more invoiced than it has shipped and kept (a 409 naming the lines; the
+    requester cancels and asks again for what is left)."""
+    line_ids = [ln.order_line_id for ln in lines]
+    kept = dict(
+        (
+            await session.execute(
+                select(OrderLine.id, OrderLine.shipped_quantity - OrderLine.returned_quantity).where(
+                    OrderLine.id.in_(line_ids)
+                )
+            )
+        ).all()
+    )
+    issued = dict(
+        (
+            await session.execute(
+                select(InvoiceRequestLine.order_line_id, func.sum(InvoiceRequestLine.quantity))
+                .join(
+                    InvoiceRequest,
+                    _on(InvoiceRequest, InvoiceRequestLine, InvoiceRequest.id, InvoiceRequestLine.request_id),
+                )
+                .where(InvoiceRequestLine.order_line_id.in_(line_ids), InvoiceRequest.status == "issued")
+                .group_by(InvoiceRequestLine.order_line_id)
+            )
+        ).all()
+    )
+    errors = [
+        field_error(
+            f"lines[{ln.position}]",
+            f"only {Decimal(kept[ln.order_line_id]) - Decimal(issued.get(ln.order_line_id) or 0):f} of this "
+            "line is shipped, kept and not invoiced yet: goods came back after the request",
+        )
+        for ln in lines
+        if Decimal(issued.get(ln.order_line_id) or 0) + ln.quantity > Decimal(kept[ln.order_line_id])
+    ]
+    if errors:
+        raise Conflict(
+            "goods of this request came back after it was filed: cancel it and request what is left",
+            code="returned_since_requested",
+            errors=errors,
+        )
+
+
 async def issue(
     session: AsyncSession, principal: Principal, request_id: UUID, data: IssueIn
 ) -> InvoiceRequestOut:
@@ -687,7 +731,8 @@ async def issue(
     ):
         raise _duplicate_number(data.invoice_number)
     lines = await _request_lines(session, r.id)
-    await _credit_shares(session, lines)
+    await _credit_shares(session, lines)  # locks the orders, so no return is received meanwhile
+    await _still_shipped(session, lines)
     credit_total = sum((ln.credit_amount for ln in lines), ZERO)
     net, tax = engine.tax_split(r.amount, rate)
     await _move(
@@ -843,6 +888,18 @@ async def pay_receivable(
             "send an Idempotency-Key: a payment moves money", code="idempotency_key_required"
         )
     amount, now = data.amount, utcnow()
+    # The invoiced orders first, as a return's receipt takes its order before money and then the
+    # receivable (its red-letter credit): one lock order, so the two never wait crosswise.
+    await session.execute(
+        select(Order.id)
+        .where(
+            Order.id.in_(
+                select(InvoiceRequestLine.order_id).where(InvoiceRequestLine.request_id == rec.request_id)
+            )
+        )
+        .order_by(Order.id)
+        .with_for_update()
+    )
     settled = _cents(Receivable.paid_amount + amount)
     outstanding = _cents(Receivable.amount - Receivable.paid_amount - Receivable.credited_amount)
     result = await session.execute(
