@@ -507,3 +507,24 @@ async def test_concurrent_level_2_orders_on_the_level_1_grant_never_pass_a_check
         occupied = await s.scalar(select(func.sum(Order.credit_amount)))
     assert occupied == D("270.00")
     assert await stock(c, lv, "W1", "X") == (20, 3)
+
+
+async def test_a_dealer_tied_to_its_level_1_cannot_be_moved_away(client, lv):
+    """Pools, grants and sales belong to a dealer; who sees them follows the tree. Moving L2 away
+    from L1 while it keeps money, credit or open orders with L1 would hand them to another dealer
+    and hide them from L1, so the move is a 409 until they are settled; L1 keeps its sale."""
+    c = client
+    cash_at_l1 = (await remit_to(c, lv, "L2", "L1", "1000.00"))["fund_account_id"]
+    sale = await ok(c, "POST", "/orders", lv.key("L2"), order_body(lv, "W1", X="3"))
+    customer = (await c.get(f"{API}/customers/{lv.id('L2')}", headers=lv.t.auth)).json()
+    r = await c.patch(
+        f"{API}/customers/{lv.id('L2')}",
+        headers={**lv.t.auth, "If-Match": f'"{customer["version"]}"'},
+        json={"parent_id": lv.id("L1B")},
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "has_dealer_relations"), r.text
+    assert "money" in r.json()["detail"]
+    assert (await c.get(f"{API}/fund-accounts/{cash_at_l1}", headers=lv.key("L1B"))).status_code == 404
+    assert (await c.get(f"{API}/orders/{sale['id']}", headers=lv.key("L1"))).status_code == 200
+    after = (await c.get(f"{API}/customers/{lv.id('L2')}", headers=lv.t.auth)).json()
+    assert (after["parent_id"], after["version"]) == (lv.id("L1"), customer["version"])

@@ -8,6 +8,7 @@ records an audit entry and emits an outbox event in the caller's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 from uuid import UUID
 
@@ -298,12 +299,39 @@ async def _save_customer(
     before = audit.snapshot(customer, CUSTOMER_FIELDS)
     catalog.assign(customer, values)
     if moves:
-        await _move_subtree(session, customer, parent.path if isinstance(parent, Customer) else "/")
+        new_path = parent.path if isinstance(parent, Customer) else "/"
+        await _check_move(session, customer, new_path)
+        await _move_subtree(session, customer, new_path)
         customer.parent_id = new_parent_id
     customer.version += 1
     await catalog.flush_unique(session, f"customer {customer.code}")
     audit.record_change(session, "customer", customer.id, before, audit.snapshot(customer, CUSTOMER_FIELDS))
     return customer, "updated"
+
+
+MoveGuard = Callable[[AsyncSession, str, frozenset[UUID]], Awaitable[str | None]]
+_MOVE_GUARDS: list[MoveGuard] = []
+
+
+def add_move_guard(guard: MoveGuard) -> None:
+    """Register ``guard(session, subtree_prefix, leaving)``: what keeps the customers under
+    ``subtree_prefix`` tied to the dealers in ``leaving`` (their ancestors no more after a move),
+    or None. Pools that hold money, credit or orders with a dealer register one, so a move never
+    hands them to another dealer nor hides them from their own."""
+    if guard not in _MOVE_GUARDS:
+        _MOVE_GUARDS.append(guard)
+
+
+async def _check_move(session: AsyncSession, customer: Customer, new_parent_path: str) -> None:
+    old_ancestors = {UUID(x) for x in customer.path.strip("/").split("/")[:-1]}
+    new_ancestors = {UUID(x) for x in new_parent_path.strip("/").split("/") if x}
+    leaving = frozenset(old_ancestors - new_ancestors)
+    if not leaving:
+        return
+    for guard in _MOVE_GUARDS:
+        reason = await guard(session, customer.path, leaving)
+        if reason is not None:
+            raise Conflict(f"{customer.code} cannot move: {reason}", code="has_dealer_relations")
 
 
 async def _move_subtree(session: AsyncSession, customer: Customer, new_parent_path: str) -> None:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicloud.channels import service as channels
@@ -23,6 +23,7 @@ from omnicloud.core.security import Principal
 from omnicloud.policies import credit
 from omnicloud.policies.terms import service as terms
 from omnicloud.policies.terms.models import CreditProfile, TemporaryCreditLine
+from omnicloud.pools import order_states
 from omnicloud.pools.assets.schemas import (
     AssetsOut,
     CreditStanding,
@@ -36,6 +37,7 @@ from omnicloud.pools.funds import service as funds
 from omnicloud.pools.funds.models import FundAccount
 from omnicloud.pools.funds.schemas import FundAccountOut
 from omnicloud.pools.orders import service as orders
+from omnicloud.pools.orders.models import Order
 
 ZERO = Decimal("0.00")
 KIND_ORDER = ("cash", "rebate", "fee", "special", "deposit")
@@ -168,3 +170,40 @@ async def assets(session: AsyncSession, principal: Principal, customer_id: UUID)
         credit=brand.credit,
         pools=pools,
     )
+
+
+async def _ties_to_leaving_dealers(
+    session: AsyncSession, prefix: str, leaving: frozenset[UUID]
+) -> str | None:
+    """What ties customers under ``prefix`` to dealers that would stop being their ancestors:
+    money held or credit granted in such a dealer's pool, or orders it sells them still open."""
+    subtree = channels.subtree_ids(prefix)
+    money = await session.scalar(
+        select(func.count(FundAccount.id)).where(
+            FundAccount.customer_id.in_(subtree),
+            FundAccount.owner_customer_id.in_(leaving),
+            or_(FundAccount.balance != 0, FundAccount.held != 0),
+        )
+    )
+    if money:
+        return "it keeps money in the pool of a dealer it would leave: settle those accounts first"
+    grants = await session.scalar(
+        select(func.count(CreditProfile.id)).where(
+            CreditProfile.customer_id.in_(subtree), CreditProfile.owner_customer_id.in_(leaving)
+        )
+    )
+    if grants:
+        return "a dealer it would leave grants it credit: withdraw the grant first"
+    open_sales = await session.scalar(
+        select(func.count(Order.id)).where(
+            Order.customer_id.in_(subtree),
+            Order.seller_customer_id.in_(leaving),
+            Order.status.not_in(order_states.FINAL),
+        )
+    )
+    if open_sales:
+        return "a dealer it would leave still has open orders selling to it: finish or cancel them first"
+    return None
+
+
+channels.add_move_guard(_ties_to_leaving_dealers)
