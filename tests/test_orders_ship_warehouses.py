@@ -281,3 +281,37 @@ async def test_a_shipment_naming_a_warehouse_needs_its_idempotency_key_and_repla
         assert r.status_code == 201, r.text
     assert await levels(client, t, other, s.skus[0]) == {"L9": (6, 0)}
     assert await stock(client, s, s.skus[0]) == (100, 0)
+
+
+async def test_shipments_crossing_between_two_warehouses_all_ship(client, app, tenant_a):
+    """Orders reserved in BR shipping from the other warehouse and orders reserved there shipping
+    from BR, all at once: every one ships, each warehouse releases what it held and gives what
+    was asked of it, and every unit moves exactly once."""
+    t = tenant_a
+    s = await shop(client, t, skus=1, stock="100")
+    await fund_cash(client, t, s.d.ids["D1"], "1000.00", "CROSS")
+    other = await second_warehouse(client, s, ("L1", "100", None))
+    here = [await submitted(client, s.d.keys["D1"], basket(s, "2")) for _ in range(5)]
+    there = [
+        await submitted(client, s.d.keys["D1"], {**basket(s, "3"), "warehouse_id": other}) for _ in range(5)
+    ]
+    assert await stock(client, s, s.skus[0]) == (100, 10)
+    assert await levels(client, t, other, s.skus[0]) == {"L1": (100, 15)}
+    responses = await asyncio.gather(
+        *[
+            shipment(client, t.auth, o["id"], {"line_id": "1", "quantity": "2", "warehouse_id": other})
+            for o in here
+        ],
+        *[
+            shipment(
+                client, t.auth, o["id"], {"line_id": "1", "quantity": "3", "warehouse_id": s.warehouse_id}
+            )
+            for o in there
+        ],
+    )
+    assert [r.status_code for r in responses] == [201] * 10, [
+        r.text for r in responses if r.status_code != 201
+    ]
+    assert await stock(client, s, s.skus[0]) == (85, 0)
+    assert await levels(client, t, other, s.skus[0]) == {"L1": (90, 0)}
+    await assert_ledger_balanced(app, t)

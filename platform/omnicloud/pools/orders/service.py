@@ -64,6 +64,16 @@ where the approver is the approval) is written to the history entry's ``detail.c
   the shipment that completes the order posts whatever is still frozen. The credit share of
   the shipped goods moves from open orders to shipped-not-invoiced. The first shipment redeems
   the coupon codes.
+- ship from a chosen warehouse (issue 4): a shipment line may name the warehouse it leaves from
+  (the seller's, as at submit: a brand warehouse for a brand-sold order or a drop-ship purchase,
+  one the selling dealer owns for a dealer-sold one; 422 on ``lines[<i>].warehouse_id``
+  otherwise) and the lot. Such a line releases its quantity of the order's holds (the holds a
+  shipment from them would have taken) and takes the goods from the chosen warehouse in
+  ``inventory.allocation_key`` order, never from an expired lot unless the lot is named
+  (reference ``order:<id>/<shipment id>``); a warehouse that cannot cover it is a 409
+  ``insufficient_stock`` on ``lines[<i>].quantity`` that changes nothing. Money, credit, sales
+  facts, statuses and drop-ship propagation are those of any shipment. The history entry's
+  ``detail.stock`` keeps, per line, the warehouse and lots it left from.
 - confirm receipt: shipped → completed.
 
 Dealer-sold orders (DOMAIN §7): the quote routes each line to its seller (a supply relation
