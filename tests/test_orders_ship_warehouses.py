@@ -20,6 +20,7 @@ from tests.fixtures import TenantHandle
 from tests.test_funds_api import API, assert_ledger_balanced, fund_cash, keyed, post
 from tests.test_multilevel import Levels, call, lv, ok, order_body, remit_to  # noqa: F401 (lv: a fixture)
 from tests.test_multilevel import stock as level_stock
+from tests.test_multilevel_dropship import allow_drop_ship, brand_cash, dropship_body
 from tests.test_orders_api import Shop, act, basket, cash, shop, stock, submitted
 
 TODAY = date.today()
@@ -315,3 +316,41 @@ async def test_shipments_crossing_between_two_warehouses_all_ship(client, app, t
     assert await stock(client, s, s.skus[0]) == (85, 0)
     assert await levels(client, t, other, s.skus[0]) == {"L1": (90, 0)}
     await assert_ledger_balanced(app, t)
+
+
+async def test_a_drop_ship_purchase_ships_from_another_brand_warehouse_and_its_level_2_order_too(
+    client,
+    app,
+    lv: Levels,  # noqa: F811
+):
+    c = client
+    await allow_drop_ship(c, lv)
+    await remit_to(c, lv, "L2", "L1", "3000.00")
+    await brand_cash(c, lv, "L1", "5000.00")
+    east = await lv.b.post("/api/v1/warehouses", {"code": "WE", "name": "WE"})
+    lv.b.ids["WE"] = east["id"]
+    await lv.b.post(
+        "/api/v1/stock/receipts",
+        {"warehouse_id": east["id"], "sku_id": lv.id("X"), "quantity": "50", "lot_no": "E1"},
+    )
+    o2 = await ok(c, "POST", "/orders", lv.key("L2"), dropship_body(lv, "30"))
+    purchase_id = o2["drop_ship_order_id"]
+    assert await level_stock(c, lv, "WB", "X") == (100, 30)
+    path = f"/orders/{purchase_id}/shipments"
+    mine = {"lines": [{"line_id": "1", "quantity": "10", "warehouse_id": lv.id("W1")}]}  # L1's own
+    r = await call(c, "POST", path, lv.t.auth, mine)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "lines[0].warehouse_id", r.text
+    shipped = await ok(
+        c,
+        "POST",
+        path,
+        lv.t.auth,
+        {"lines": [{"line_id": "1", "quantity": "10", "warehouse_id": east["id"]}]},
+    )
+    assert shipped["status"] == "partially_shipped"
+    assert await level_stock(c, lv, "WB", "X") == (100, 20)
+    assert await level_stock(c, lv, "WE", "X") == (40, 0)
+    assert await level_stock(c, lv, "W1", "X") == (20, 0)  # none of the level-1 dealer's stock moves
+    source = (await c.get(f"{API}/orders/{o2['id']}", headers=lv.t.auth)).json()
+    assert source["status"] == "partially_shipped" and D(source["lines"][0]["shipped_quantity"]) == 10
+    await assert_ledger_balanced(app, lv.t)
