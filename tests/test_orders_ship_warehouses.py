@@ -15,8 +15,10 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.fixtures import TenantHandle
+from tests.fixtures import TenantHandle, make_tenant
 from tests.test_funds_api import API, assert_ledger_balanced, fund_cash, keyed, post
 from tests.test_multilevel import Levels, call, lv, ok, order_body, remit_to  # noqa: F401 (lv: a fixture)
 from tests.test_multilevel import stock as level_stock
@@ -354,3 +356,117 @@ async def test_a_drop_ship_purchase_ships_from_another_brand_warehouse_and_its_l
     source = (await c.get(f"{API}/orders/{o2['id']}", headers=lv.t.auth)).json()
     assert source["status"] == "partially_shipped" and D(source["lines"][0]["shipped_quantity"]) == 10
     await assert_ledger_balanced(app, lv.t)
+
+
+SOURCES = ("holds", "other", "lot L1", "lot WX")
+"""Where a step ships from: the order's holds, the other warehouse (allocation order), lot L1 of
+the order's own warehouse, the expired lot WX of the other warehouse (named)."""
+STEPS = st.lists(
+    st.tuples(st.sampled_from(SOURCES), st.integers(min_value=1, max_value=4)), min_size=1, max_size=5
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(
+    quantity=st.integers(min_value=3, max_value=9),
+    early=st.integers(min_value=1, max_value=5),
+    other_lots=st.tuples(*[st.integers(min_value=0, max_value=4)] * 3),
+    steps=STEPS,
+)
+async def test_shipments_from_any_source_follow_a_model_of_holds_and_lots(
+    client, app, quantity, early, other_lots, steps
+):
+    """BR holds SKU S0 in L0 (``early``, expiring soon) and L1 (100, no expiry); the order of
+    ``quantity`` holds L0 first. The other warehouse holds W1 (expiring), W2 (no expiry) and the
+    expired WX. Each step ships from a drawn source: the holds are walked front first (shipped,
+    or released for a line leaving from elsewhere, the rest keeping its lots), the other
+    warehouse gives W1 then W2 and never WX unless named, and a source that cannot cover the step
+    is a 409 that changes nothing. After every step both warehouses match the model lot by lot."""
+    t = await make_tenant(client, prefix="shipw")
+    s = await shop(client, t, skus=1)
+    await fund_cash(client, t, s.d.ids["D1"], "1000.00", "MODEL")
+    soon = (TODAY + timedelta(days=20)).isoformat()
+    await post(
+        client,
+        t.auth,
+        "/stock/receipts",
+        {
+            "warehouse_id": s.warehouse_id,
+            "sku_id": s.skus[0],
+            "quantity": str(early),
+            "lot_no": "L0",
+            "expiry_date": soon,
+        },
+    )
+    w1, w2, wx = other_lots
+    stocked = [
+        (lot, str(q), days) for lot, q, days in (("W1", w1, 10), ("W2", w2, None), ("WX", wx, -3)) if q
+    ]
+    other = await second_warehouse(client, s, *stocked)
+    o = await submitted(client, s.d.keys["D1"], basket(s, str(quantity)))
+
+    br = {"L0": D(early), "L1": D(100)}  # on hand
+    there = {"W1": D(w1), "W2": D(w2), "WX": D(wx)}
+    holds = [
+        [lot, q]
+        for lot, q in (("L0", D(min(early, quantity))), ("L1", D(quantity - min(early, quantity))))
+        if q
+    ]
+    left = D(quantity)
+
+    def from_holds(q: D) -> list[list[Any]]:
+        """``q`` off the front of the holds; the holds that stay."""
+        rest = [list(h) for h in holds]
+        for h in rest:
+            part = min(q, h[1])
+            h[1] -= part
+            q -= part
+        return [h for h in rest if h[1]]
+
+    for source, drawn in steps:
+        if not left:
+            break
+        q = min(D(drawn), left)
+        line: dict[str, Any] = {"line_id": "1", "quantity": str(q)}
+        if source == "other":
+            line["warehouse_id"] = other
+        elif source == "lot L1":
+            line["lot_no"] = "L1"
+        elif source == "lot WX":
+            line |= {"warehouse_id": other, "lot_no": "WX"}
+        staying = from_holds(q)
+        ok_ = True
+        if source == "holds":
+            taken = {h[0]: h[1] - next((x[1] for x in staying if x[0] == h[0]), D(0)) for h in holds}
+            for lot, part in taken.items():
+                br[lot] -= part
+        elif source == "lot L1":
+            held_l1 = sum((h[1] for h in staying if h[0] == "L1"), D(0))
+            ok_ = br["L1"] - held_l1 >= q
+            if ok_:
+                br["L1"] -= q
+        elif source == "lot WX":
+            ok_ = there["WX"] >= q
+            if ok_:
+                there["WX"] -= q
+        else:
+            ok_ = there["W1"] + there["W2"] >= q
+            if ok_:
+                part = min(there["W1"], q)
+                there["W1"] -= part
+                there["W2"] -= q - part
+        r = await shipment(client, t.auth, o["id"], line)
+        if ok_:
+            assert r.status_code == 201, (source, q, r.text)
+            holds, left = staying, left - q
+            recorded = r.json()["history"][-1]["detail"]["stock"]["1"]
+            assert sum((D(v) for v in recorded["lots"].values()), D(0)) == q
+        else:
+            assert (r.status_code, r.json()["code"]) == (409, "insufficient_stock"), (source, q, r.text)
+        reserved = {lot: sum((h[1] for h in holds if h[0] == lot), D(0)) for lot in br}
+        assert await levels(client, t, s.warehouse_id, s.skus[0]) == {
+            lot: (br[lot], reserved[lot]) for lot in br
+        }
+        got = await levels(client, t, other, s.skus[0])
+        assert got == {lot: (there[lot], D(0)) for lot, _, _ in stocked}
+    await assert_ledger_balanced(app, t)
