@@ -224,7 +224,11 @@ class OrderController(Controller):
         "deducts all that is still frozen. A blocking credit rule at the shipment check point is a "
         "409 `credit_blocked` that changes nothing. Shipping a drop-ship purchase ships its level-2 order "
         "by the same quantities; a drop-shipped level-2 order is not shipped by its seller (409 "
-        "`drop_shipped`). Needs an Idempotency-Key (428 without one). " + RACE + SELLER,
+        "`drop_shipped`). A line may name the seller's `warehouse_id` and the `lot_no` it leaves from "
+        "(another seller's warehouse is a 422 on `lines[i].warehouse_id`): it releases that much of "
+        "the order's holds and takes the goods there, earliest expiry first and never an expired lot "
+        "unless named; a warehouse that cannot cover it is a 409 `insufficient_stock` on "
+        "`lines[i].quantity`. Needs an Idempotency-Key (428 without one). " + RACE + SELLER,
         guards=SHIP,
         status_code=201,
     )

@@ -11,6 +11,7 @@ from uuid import UUID
 import msgspec
 
 from omnicloud.catalog.schemas import Input, check_decimal
+from omnicloud.inventory.schemas import LotNo
 from omnicloud.policies.quotes.schemas import PriceSource, QuoteIn
 
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=400, pattern=r"^[^\x00]+$")]
@@ -36,10 +37,18 @@ class ReasonIn(Input):
 
 
 class ShipmentLineIn(Input):
-    """``quantity`` of order line ``line_id`` (in the line's unit) leaves the warehouse."""
+    """``quantity`` of order line ``line_id`` (in the line's unit) leaves the warehouse.
+
+    ``warehouse_id``: the seller's warehouse it leaves from (a brand warehouse for a brand-sold
+    order, one the selling dealer owns for a dealer-sold one); omitted, the order's warehouse,
+    from the line's holds. ``lot_no``: the lot it leaves from (``""``: the SKU's stock without a
+    lot); omitted, the warehouse's lots in allocation order (earliest expiry first, never an
+    expired lot). A line naming another warehouse or a lot releases that much of its holds."""
 
     line_id: LineRef
     quantity: Decimal
+    warehouse_id: UUID | None = None
+    lot_no: LotNo | None = None
 
     def __post_init__(self) -> None:
         check_decimal("quantity", self.quantity, places=4, positive=True)

@@ -64,6 +64,16 @@ where the approver is the approval) is written to the history entry's ``detail.c
   the shipment that completes the order posts whatever is still frozen. The credit share of
   the shipped goods moves from open orders to shipped-not-invoiced. The first shipment redeems
   the coupon codes.
+- ship from a chosen warehouse (issue 4): a shipment line may name the warehouse it leaves from
+  (the seller's, as at submit: a brand warehouse for a brand-sold order or a drop-ship purchase,
+  one the selling dealer owns for a dealer-sold one; 422 on ``lines[<i>].warehouse_id``
+  otherwise) and the lot. Such a line releases its quantity of the order's holds (the holds a
+  shipment from them would have taken) and takes the goods from the chosen warehouse in
+  ``inventory.allocation_key`` order, never from an expired lot unless the lot is named
+  (reference ``order:<id>/<shipment id>``); a warehouse that cannot cover it is a 409
+  ``insufficient_stock`` on ``lines[<i>].quantity`` that changes nothing. Money, credit, sales
+  facts, statuses and drop-ship propagation are those of any shipment. The history entry's
+  ``detail.stock`` keeps, per line, the warehouse and lots it left from.
 - confirm receipt: shipped → completed.
 
 Dealer-sold orders (DOMAIN §7): the quote routes each line to its seller (a supply relation
@@ -105,6 +115,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -421,24 +432,24 @@ async def _customer(session: AsyncSession, principal: Principal, customer_id: UU
     return await channels.require_customer(session, customer_id)
 
 
-async def _warehouse(session: AsyncSession, warehouse_id: UUID) -> WarehouseOut:
-    """An active warehouse, or a 422 naming ``warehouse_id``."""
+async def _warehouse(session: AsyncSession, warehouse_id: UUID, field: str = "warehouse_id") -> WarehouseOut:
+    """An active warehouse, or a 422 naming ``field``."""
     try:
         warehouse = await inventory.get_warehouse(session, None, warehouse_id)
     except NotFound:
-        raise invalid("warehouse_id", "no such warehouse") from None
+        raise invalid(field, "no such warehouse") from None
     if warehouse.status != "active":
-        raise invalid("warehouse_id", f"the warehouse is {warehouse.status}")
+        raise invalid(field, f"the warehouse is {warehouse.status}")
     return warehouse
 
 
-def _sellers_warehouse(warehouse: WarehouseOut, seller: UUID | None) -> None:
+def _sellers_warehouse(warehouse: WarehouseOut, seller: UUID | None, field: str = "warehouse_id") -> None:
     """The seller's goods move through its own warehouses: the brand's (no dealer owns them) for a
     brand-sold order, the selling dealer's for a dealer-sold one."""
     if seller is None and warehouse.owner_customer_id is not None:
-        raise invalid("warehouse_id", "orders ship from a brand warehouse, not a dealer's")
+        raise invalid(field, "orders ship from a brand warehouse, not a dealer's")
     if seller is not None and warehouse.owner_customer_id != seller:
-        raise invalid("warehouse_id", f"this order is sold by dealer {seller}: use a warehouse it owns")
+        raise invalid(field, f"this order is sold by dealer {seller}: use a warehouse it owns")
 
 
 async def _selling_warehouse(session: AsyncSession, warehouse_id: UUID, seller: UUID | None) -> None:
@@ -1167,9 +1178,9 @@ async def _move(
     action: order_states.Action,
     detail: dict[str, Any] | None = None,
     **values: Any,
-) -> None:
+) -> OrderEvent:
     """Take the order one step along the state machine exactly once: a conditional UPDATE on its
-    status and version, then its history entry, audit entry and outbox event."""
+    status and version, then its history entry (returned), audit entry and outbox event."""
     before = order.status
     after = _legal(order, action)
     now = utcnow()
@@ -1183,18 +1194,17 @@ async def _move(
         raise Conflict("the order was changed by a concurrent request; read it again", code="order_changed")
     for name, value in {"status": after, "version": order.version + 1, "updated_at": now, **values}.items():
         set_committed_value(order, name, value)
-    session.add(
-        OrderEvent(
-            id=new_id(),
-            order_id=order.id,
-            action=action,
-            from_status=before,
-            to_status=after,
-            detail=detail or {},
-            actor=principal.actor,
-            at=now,
-        )
+    entry = OrderEvent(
+        id=new_id(),
+        order_id=order.id,
+        action=action,
+        from_status=before,
+        to_status=after,
+        detail=detail or {},
+        actor=principal.actor,
+        at=now,
     )
+    session.add(entry)
     audit.record(
         session,
         action,
@@ -1205,6 +1215,7 @@ async def _move(
     )
     events.emit(session, f"order.{after}", {"id": order.id, "action": action, **_event_summary(order)})
     await session.flush()
+    return entry
 
 
 async def _coupons(session: AsyncSession, order: Order, to: str) -> None:
@@ -1442,6 +1453,40 @@ def _shipment(data: ShipmentIn, lines: Sequence[OrderLine]) -> dict[UUID, Decima
     return wanted
 
 
+class _Source(NamedTuple):
+    """Where a shipment line leaves from when the shipment names it (``index``: its place in the
+    shipment, for the Problems that name it)."""
+
+    index: int
+    warehouse_id: UUID
+    lot_no: str | None
+
+
+async def _sources(
+    session: AsyncSession, order: Order, data: ShipmentIn, lines: Sequence[OrderLine]
+) -> dict[UUID, _Source]:
+    """The lines (order line id → source) that leave from elsewhere than their holds: a line
+    naming another warehouse, or a lot. The warehouse is the seller's, as at submit: a brand
+    warehouse for a brand-sold order (a drop-ship purchase too), one the selling dealer owns for
+    a dealer-sold one; anything else is a 422 on ``lines[<i>].warehouse_id``. A line naming the
+    order's own warehouse and no lot ships from its holds."""
+    by_ref = {ln.line_id: ln for ln in lines}
+    checked: set[UUID] = {order.warehouse_id}
+    sources: dict[UUID, _Source] = {}
+    for i, item in enumerate(data.lines):
+        if item.warehouse_id is None and item.lot_no is None:
+            continue
+        warehouse_id = item.warehouse_id or order.warehouse_id
+        if warehouse_id not in checked:
+            field = f"lines[{i}].warehouse_id"
+            warehouse = await _warehouse(session, warehouse_id, field)
+            _sellers_warehouse(warehouse, order.seller_customer_id, field)
+            checked.add(warehouse_id)
+        if warehouse_id != order.warehouse_id or item.lot_no is not None:
+            sources[by_ref[item.line_id].id] = _Source(i, warehouse_id, item.lot_no)
+    return sources
+
+
 async def ship(
     session: AsyncSession, principal: Principal, order_id: UUID, data: ShipmentIn, *, keyed: bool
 ) -> OrderOut:
@@ -1464,9 +1509,12 @@ async def ship(
     _legal(order, "ship_partial")  # both kinds of shipment leave the same statuses
     lines = await _lines_of(session, order.id)
     shipped = _shipment(data, lines)
+    sources = await _sources(session, order, data, lines)
     shipment_id = new_id()
     extra = {} if source is None else {"ship_to_customer_id": str(order.ship_to_customer_id)}
-    await _ship_lines(session, principal, order, lines, shipped, shipment_id, extra, consume=True)
+    await _ship_lines(
+        session, principal, order, lines, shipped, shipment_id, extra, consume=True, sources=sources
+    )
     if source is not None:
         await _ship_source(session, principal, source, order, lines, shipped, shipment_id)
     return await _full_out(session, order, lines)
@@ -1524,9 +1572,12 @@ async def _ship_lines(
     extra: dict[str, Any],
     *,
     consume: bool,
+    sources: dict[UUID, _Source] | None = None,
 ) -> None:
     """Ship ``shipped`` (order line id → quantity) of the locked ``order``: the status move, the
-    money, the stock (``consume``), the sales facts and the coupon codes."""
+    money, the stock (``consume``; ``sources``: the lines leaving from elsewhere than their
+    holds, see :func:`_stock_plan`), the sales facts and the coupon codes."""
+    plan = await _stock_plan(session, order, lines, shipped, sources or {}) if consume else None
     full = all(ln.shipped_quantity + shipped.get(ln.id, Decimal(0)) == ln.quantity for ln in lines)
     parts: dict[str, Decimal] = {}
     for ln in lines:
@@ -1551,7 +1602,9 @@ async def _ship_lines(
     }
     if checked:
         detail["credit_check"] = checked
-    await _move(
+    if plan is not None:  # a copy: the lots of lines leaving from elsewhere are filled in below
+        detail["stock"] = {line_id: dict(where) for line_id, where in plan.record.items()}
+    entry = await _move(
         session,
         principal,
         order,
@@ -1568,10 +1621,10 @@ async def _ship_lines(
             await funds.post_holds(session, fund_reference(order.id), owner=owner)
         else:
             await funds.post_holds(session, fund_reference(order.id), by_kind=post, owner=owner)
-    if consume:
-        await _consume(
-            session, order, [(ln.sku_id, _base(ln, shipped[ln.id])) for ln in lines if ln.id in shipped]
-        )
+    if plan is not None:
+        await _take_stock(session, order, plan, shipment_id)
+        if plan.moved:  # the lots the chosen warehouses gave are known now
+            entry.detail = {**entry.detail, "stock": plan.record}
     await sales.record(
         session,
         kind="shipped",
@@ -1591,28 +1644,165 @@ async def _ship_lines(
     await session.flush()
 
 
-async def _consume(session: AsyncSession, order: Order, quantities: Sequence[tuple[UUID, Decimal]]) -> None:
-    """Consume ``quantities`` (SKU, base quantity) from the order's placed stock holds, each SKU's
-    holds in the order they were placed (the allocation order of its lots)."""
-    reference = stock_reference(order.id)
+@dataclass
+class _StockPlan:
+    """What a shipment does to stock, worked out before anything moves. ``consume`` and
+    ``release``: order hold id → quantity shipped from it, and released from it for lines that
+    leave from elsewhere (``moved``: those lines with their base quantity and source).
+    ``record``: per line id, the warehouse and the lots (lot number → base quantity) it leaves
+    from, as the shipment's history keeps it."""
+
+    holds: list[Any]
+    consume: dict[UUID, Decimal]
+    release: dict[UUID, Decimal]
+    moved: list[tuple[OrderLine, Decimal, _Source]]
+    record: dict[str, dict[str, Any]]
+
+
+async def _stock_plan(
+    session: AsyncSession,
+    order: Order,
+    lines: Sequence[OrderLine],
+    shipped: dict[UUID, Decimal],
+    sources: dict[UUID, _Source],
+) -> _StockPlan:
+    """Walk each SKU's placed holds in the order they were placed (the allocation order of its
+    lots): the lines shipping from their holds take the first ones, then the lines leaving from
+    elsewhere take what they release, so a later shipment from the holds still gets the lots it
+    would have got. Holds that no longer cover the shipment are a 409 ``reservation_closed``."""
     holds, _ = await inventory.list_reservations(
-        session, None, None, MAX_HOLDS, status="placed", reference=reference
+        session, None, None, MAX_HOLDS, status="placed", reference=stock_reference(order.id)
     )
     by_sku: dict[UUID, list[Any]] = defaultdict(list)
     for hold in holds:
         by_sku[hold.sku_id].append(hold)
-    take: dict[UUID, Decimal] = {}
-    for request in _stock_requests(order.warehouse_id, quantities):
-        want = request.quantity
-        for hold in by_sku[request.sku_id]:
-            if want <= 0:
-                break
-            part = min(want, hold.quantity)
-            take[hold.id] = part
-            want -= part
-        if want > 0:
+    left = {hold.id: hold.quantity for hold in holds}
+    plan = _StockPlan(list(holds), {}, {}, [], {})
+
+    def take(line: OrderLine, quantity: Decimal, into: dict[UUID, Decimal]) -> dict[str, str]:
+        lots: dict[str, Decimal] = defaultdict(Decimal)
+        for hold in by_sku[line.sku_id]:
+            part = min(quantity, left[hold.id])
+            if part > 0:
+                left[hold.id] -= part
+                into[hold.id] = into.get(hold.id, Decimal(0)) + part
+                lots[hold.lot_no] += part
+                quantity -= part
+        if quantity > 0:
             raise Conflict("the order's stock holds no longer cover this shipment", code="reservation_closed")
-    await inventory.consume_many(session, None, reference, quantities=take)
+        return {lot: f"{q.normalize():f}" for lot, q in lots.items()}
+
+    going = [ln for ln in lines if ln.id in shipped]
+    for ln in going:
+        if ln.id not in sources:
+            lots = take(ln, _base(ln, shipped[ln.id]), plan.consume)
+            plan.record[ln.line_id] = {"warehouse_id": str(order.warehouse_id), "lots": lots}
+    for ln in going:
+        if ln.id in sources:
+            src, base = sources[ln.id], _base(ln, shipped[ln.id])
+            take(ln, base, plan.release)
+            plan.moved.append((ln, base, src))
+            plan.record[ln.line_id] = {
+                "warehouse_id": str(src.warehouse_id),
+                "lots": {} if src.lot_no is None else {src.lot_no: f"{base.normalize():f}"},
+                "released_from": str(order.warehouse_id),
+            }
+    return plan
+
+
+def shipment_stock_reference(order_id: UUID, shipment_id: UUID) -> str:
+    """The stock reference of the goods one shipment takes from a warehouse it names (79
+    characters: it fits the 80 a stock reference may have)."""
+    return f"{stock_reference(order_id)}/{shipment_id}"
+
+
+async def _take_stock(session: AsyncSession, order: Order, plan: _StockPlan, shipment_id: UUID) -> None:
+    """Move the stock of a shipment: in the order's warehouse, consume the holds shipped from
+    and release the holds of lines leaving from elsewhere; in each warehouse a line names, hold
+    and consume its goods (``reference`` ``order:<id>/<shipment id>``), each warehouse's steps
+    together and the warehouses in id order, so two shipments that cross between the same
+    warehouses take their stock levels in one order and never wait on each other crosswise."""
+    reference = stock_reference(order.id)
+    elsewhere: dict[UUID, list[tuple[OrderLine, Decimal, _Source]]] = defaultdict(list)
+    for item in plan.moved:
+        elsewhere[item[2].warehouse_id].append(item)
+    home_done = False
+    for warehouse_id in sorted(elsewhere):
+        if not home_done and warehouse_id >= order.warehouse_id:  # same warehouse: release first
+            await _from_holds(session, reference, plan)
+            home_done = True
+        await _from_warehouse(session, order, plan, elsewhere[warehouse_id], shipment_id)
+    if not home_done:
+        await _from_holds(session, reference, plan)
+
+
+async def _from_holds(session: AsyncSession, reference: str, plan: _StockPlan) -> None:
+    """Consume what ships from the order's holds, then release what leaves from elsewhere. The
+    batch release voids every placed hold of the order, so the holds' rest is placed again at
+    once, in the same lots and in the same order (the levels stay locked in between: nobody can
+    take it meanwhile)."""
+    if plan.consume:
+        await inventory.consume_many(session, None, reference, quantities=plan.consume)
+    if not plan.release:
+        return
+    await inventory.release_many(session, None, reference)
+    rest: dict[tuple[UUID, UUID, str], Decimal] = {}
+    for hold in plan.holds:
+        keep = hold.quantity - plan.consume.get(hold.id, Decimal(0)) - plan.release.get(hold.id, Decimal(0))
+        if keep > 0:
+            at = (hold.warehouse_id, hold.sku_id, hold.lot_no)
+            rest[at] = rest.get(at, Decimal(0)) + keep
+    if rest:
+        await inventory.reserve_many(
+            session,
+            None,
+            [
+                StockRequest(warehouse_id=w, sku_id=sku, lot_no=lot, quantity=q)
+                for (w, sku, lot), q in rest.items()
+            ],
+            reference=reference,
+        )
+
+
+async def _from_warehouse(
+    session: AsyncSession,
+    order: Order,
+    plan: _StockPlan,
+    items: Sequence[tuple[OrderLine, Decimal, _Source]],
+    shipment_id: UUID,
+) -> None:
+    """Hold, then consume, the goods of ``items`` in the one warehouse they name, in allocation
+    order (``inventory.allocation_key``: earliest expiry first, never an expired lot unless the
+    lot is named). A warehouse that cannot cover a line is a 409 ``insufficient_stock`` naming
+    the line (``lines[<i>].quantity``); the caller's transaction then leaves nothing behind."""
+    reference = shipment_stock_reference(order.id, shipment_id)
+    requests = [
+        StockRequest(warehouse_id=src.warehouse_id, sku_id=ln.sku_id, quantity=base, lot_no=src.lot_no)
+        for ln, base, src in items
+    ]
+    try:
+        holds = await inventory.reserve_many(session, None, requests, reference=reference)
+    except Conflict as exc:
+        if exc.code != "insufficient_stock":
+            raise
+        index = int(str(exc.errors[0]["field"]).split("[", 1)[1].split("]", 1)[0]) if exc.errors else 0
+        ln, _, src = items[index]
+        short = str(exc.detail).split(": ", 1)[-1]
+        field = f"lines[{src.index}].quantity"
+        raise Conflict(
+            f"line {ln.line_id} cannot ship from warehouse {src.warehouse_id}: {short}",
+            code="insufficient_stock",
+            errors=[{**field_error(field, short), "line_id": ln.line_id}],
+        ) from None
+    await inventory.consume_many(session, None, reference)
+    taken = iter(holds)  # in request order; each request's holds add up to it
+    for ln, base, _ in items:
+        lots: dict[str, Decimal] = defaultdict(Decimal)
+        while base > 0:
+            hold = next(taken)
+            lots[hold.lot_no] += hold.quantity
+            base -= hold.quantity
+        plan.record[ln.line_id]["lots"] = {lot: f"{q.normalize():f}" for lot, q in lots.items()}
 
 
 def _movement(line: OrderLine, done: Decimal, now: Decimal) -> sales.Movement:
