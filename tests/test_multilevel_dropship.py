@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from omnicloud.inventory.models import StockReservation
 from omnicloud.pools.funds.models import FundHold
+from omnicloud.pools.orders import service as orders_service
 from omnicloud.pools.orders.models import Order, OrderReturn
 from omnicloud.pools.sales.models import SalesFact
 from tests.test_funds_api import API, assert_ledger_balanced, tx
@@ -355,3 +356,42 @@ async def test_a_concurrent_shipment_of_the_purchase_and_cancel_of_the_level_2_o
     _, reserved = await stock(c, lv, "WB", "X")
     assert reserved == 0
     await assert_ledger_balanced(app, t)
+
+
+async def test_a_drop_ship_submit_and_a_purchase_shipment_never_deadlock(client, app, lv, monkeypatch):
+    """Both take the level-1 dealer's pool before the brand's (found by review: a shipment posted
+    the brand's pool first and deadlocked with a submit on PostgreSQL). The pauses only widen the
+    window in which they would cross."""
+    c, t = client, lv.t
+    await allow_drop_ship(c, lv)
+    await remit_to(c, lv, "L2", "L1", "10000.00")
+    await brand_cash(c, lv, "L1", "10000.00")
+    o_a = await ok(c, "POST", "/orders", lv.key("L2"), dropship_body(lv, "21"))
+
+    real_source, real_drop = orders_service._ship_source, orders_service._drop_ship
+
+    async def slow_source(
+        *a: Any, **kw: Any
+    ) -> Any:  # the purchase's money (L1 at the brand) is posted already
+        await asyncio.sleep(0.8)
+        return await real_source(*a, **kw)
+
+    async def slow_drop(*a: Any, **kw: Any) -> Any:  # the level-2 order's freeze (L2 at L1) is placed already
+        await asyncio.sleep(0.8)
+        return await real_drop(*a, **kw)
+
+    monkeypatch.setattr(orders_service, "_ship_source", slow_source)
+    monkeypatch.setattr(orders_service, "_drop_ship", slow_drop)
+
+    async def shipping() -> Any:
+        return await call(
+            c, "POST", f"/orders/{o_a['drop_ship_order_id']}/shipments", t.auth, ship_body("21")
+        )
+
+    async def submitting() -> Any:
+        await asyncio.sleep(0.3)
+        return await call(c, "POST", "/orders", lv.key("L2"), dropship_body(lv, "21"))
+
+    shipped, submitted = await asyncio.gather(shipping(), submitting())
+    assert shipped.status_code == 201, shipped.text
+    assert submitted.status_code == 201, submitted.text

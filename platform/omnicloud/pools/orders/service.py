@@ -1512,11 +1512,13 @@ async def ship(
     sources = await _sources(session, order, data, lines)
     shipment_id = new_id()
     extra = {} if source is None else {"ship_to_customer_id": str(order.ship_to_customer_id)}
+    if source is not None:
+        # The level-2 order's money (the level-1 dealer's pool) before the purchase's (the
+        # brand's), as the drop-ship submit froze them: one lock order for every drop-ship step.
+        await _ship_source(session, principal, source, order, lines, shipped, shipment_id)
     await _ship_lines(
         session, principal, order, lines, shipped, shipment_id, extra, consume=True, sources=sources
     )
-    if source is not None:
-        await _ship_source(session, principal, source, order, lines, shipped, shipment_id)
     return await _full_out(session, order, lines)
 
 
