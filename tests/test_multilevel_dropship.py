@@ -395,3 +395,22 @@ async def test_a_drop_ship_submit_and_a_purchase_shipment_never_deadlock(client,
     shipped, submitted = await asyncio.gather(shipping(), submitting())
     assert shipped.status_code == 201, shipped.text
     assert submitted.status_code == 201, submitted.text
+
+
+async def test_the_brand_may_refuse_a_purchase_and_the_level_2_order_goes_with_it(client, app, lv, funded):
+    """A drop-ship purchase the brand's approval rules hold is the brand's to decide: rejecting it
+    cancels the level-2 order it would have supplied, and every hold of both is released."""
+    c, t = client, lv.t
+    at_l1, at_brand = funded
+    await ok(c, "POST", "/approval-rules", t.auth, {"code": "ALL", "name": "Every order"})
+    placed = await ok(c, "POST", "/orders", lv.key("L2"), dropship_body(lv, "21"))  # L1 has 20
+    purchase = await order(c, lv, placed["drop_ship_order_id"])
+    assert purchase["status"] == "pending_approval"
+    r = await call(c, "POST", f"/orders/{purchase['id']}/reject", t.auth, {"reason": "no allocation"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "rejected"
+    level2 = await order(c, lv, placed["id"])
+    assert level2["status"] == "cancelled"
+    assert "the brand rejected the drop-ship purchase" in level2["history"][-1]["detail"]["reason"]
+    assert (await balance(c, lv, at_l1))[1] == 0 and (await balance(c, lv, at_brand))[1] == 0
+    await assert_ledger_balanced(app, t)

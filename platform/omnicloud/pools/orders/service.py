@@ -1333,11 +1333,21 @@ async def approve(session: AsyncSession, principal: Principal, order_id: UUID) -
 
 
 async def reject(session: AsyncSession, principal: Principal, order_id: UUID, reason: str | None) -> OrderOut:
-    order = await _visible_order(session, principal, order_id, lock=True)
+    """Refuse an order waiting for approval. The brand refusing a drop-ship purchase refuses to
+    supply its level-2 order too: that order is cancelled with it (the level-2 order first, then
+    the purchase: the lock order of every drop-ship step)."""
+    peek = await _visible_order(session, principal, order_id)
+    source = None if peek.source_order_id is None else await _locked(session, peek.source_order_id)
+    order = await _locked(session, peek.id)
     _sells(principal, order)
     _legal(order, "reject")
     _may_decide(principal, order)
-    _not_linked(order, "reject")
+    if source is not None:
+        why = f"the brand rejected the drop-ship purchase {order.number}" + (f": {reason}" if reason else "")
+        await _move(
+            session, principal, source, "cancel", {"reason": why, "drop_ship_order_id": str(order.id)}
+        )
+        await _release_everything(session, source, "cancel")
     await _move(session, principal, order, "reject", {"reason": reason} if reason else None)
     await _release_everything(session, order, "reject")
     await _cancel_purchase(session, principal, order, "rejected")
