@@ -528,3 +528,30 @@ async def test_a_dealer_tied_to_its_level_1_cannot_be_moved_away(client, lv):
     assert (await c.get(f"{API}/orders/{sale['id']}", headers=lv.key("L1"))).status_code == 200
     after = (await c.get(f"{API}/customers/{lv.id('L2')}", headers=lv.t.auth)).json()
     assert (after["parent_id"], after["version"]) == (lv.id("L1"), customer["version"])
+
+
+async def test_ids_elsewhere_in_the_tree_answer_like_unknown_ones(client, lv):
+    """A dealer granting credit, or a dealer remitting to a supplier, learns nothing about
+    customers outside its branch: another branch's id answers exactly as an unknown id."""
+    c = client
+    answers = []
+    for other in (lv.id("L2B"), str(UUID(int=9))):
+        r = await call(
+            c, "POST", "/credit-grants", lv.key("L1"), {"customer_id": other, "credit_limit": "1.00"}
+        )
+        answers.append((r.status_code, r.json()["errors"][0]["field"], r.json()["errors"][0]["message"]))
+        r = await call(
+            c,
+            "POST",
+            "/remittances",
+            lv.key("L2"),
+            {
+                "amount": "1.00",
+                "bank_reference": f"X-{other}",
+                "remitted_on": await today(c, lv),
+                "seller_customer_id": other,
+            },
+        )
+        answers.append((r.status_code, r.json()["errors"][0]["field"], r.json()["errors"][0]["message"]))
+    assert answers[0] == answers[2] and answers[1] == answers[3], answers
+    assert answers[0][0] == 422 and answers[1][0] == 422

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicloud.catalog import service as catalog
 from omnicloud.channels import service as channels
+from omnicloud.channels.models import Customer
 from omnicloud.core import audit, revisions
 from omnicloud.core.db import utcnow
 from omnicloud.core.errors import Conflict, NotFound, invalid
@@ -210,13 +211,20 @@ async def create_credit_profile(
 ) -> CreditProfileOut:
     """A credit line for a customer: the brand's, or (``owner``) a dealer's grant to a dealer
     below it. One per customer, grantor and sales org (or none): a second one is a 409."""
-    customer = await channels.require_customer(session, data.customer_id)
     if owner is not None:
+        # One answer for any id that is not below the grantor, known or not: it tells nothing
+        # about customers elsewhere in the tree.
         grantor = await channels.require_customer(session, owner)
-        if customer.id == grantor.id or not customer.path.startswith(grantor.path):
+        below = await session.scalar(
+            select(Customer.id).where(
+                Customer.id == data.customer_id, Customer.path.startswith(grantor.path), Customer.id != owner
+            )
+        )
+        if below is None:
             raise invalid("customer_id", "a dealer grants credit only to dealers below it")
-        if data.sales_org_id is not None:
-            raise invalid("sales_org_id", "a dealer's credit grant has no sales org")
+    await channels.require_customer(session, data.customer_id)
+    if owner is not None and data.sales_org_id is not None:
+        raise invalid("sales_org_id", "a dealer's credit grant has no sales org")
     if data.sales_org_id is not None:
         await _require_sales_org(session, data.sales_org_id)
     await revisions.bump(session, TOPIC)
