@@ -910,8 +910,6 @@ async def _place(
     customer_id = customer.id
     sales_org_id = customer.sales_org_id if seller is None else None  # a dealer's pool has no orgs
     order_id, now = new_id(), utcnow()
-    if q.promotions:  # budgets and per-customer limits, taken now or the order is refused (409)
-        await promos.consume(session, customer_id=customer_id, order_id=order_id, applications=q.promotions)
     plan = await _plan(session, q, customer_id, sales_org_id, day, seller)
     credit_action, credit_reasons = await _check_credit(session, customer, plan.credit, day, seller)
     revs = await revisions.current(session, (SETTINGS_TOPIC, approvals.TOPIC))
@@ -973,6 +971,11 @@ async def _place(
     coupon_ids = [a.promotion_id for a in q.promotions if a.stage == "coupon"]
     for coupon_id in coupon_ids:
         await promos.transition_coupon_code(session, UUID(coupon_id), "reserved", customer_id=customer_id)
+    if q.promotions:
+        # Budgets and per-customer limits, or the order is refused (409). Last of the locks (money,
+        # stock, coupons, promotions; a cancel takes them in the same order), so a popular
+        # promotion's row is held only for the end of the transaction, not all of it.
+        await promos.consume(session, customer_id=customer_id, order_id=order_id, applications=q.promotions)
 
     frozen = plan.total - plan.credit
     post_now = posting_point == "approval" and status == "approved"
@@ -1259,9 +1262,6 @@ def _money(parts: dict[str, Decimal]) -> dict[str, Decimal]:
 async def _release_everything(session: AsyncSession, order: Order, action: str) -> dict[str, Any]:
     """Before any shipment: void every freeze, refund what an approval already posted, release
     the stock and give the coupon codes back. Returns what the history records."""
-    # Promotions first, as submit takes them first: one lock order, so a cancel and a submit that
-    # share a promotion and an account never wait on each other crosswise.
-    await promos.release(session, order_id=order.id)
     reference = fund_reference(order.id)
     await funds.void_holds(session, reference)
     moved: dict[str, Any] = {}
@@ -1277,6 +1277,9 @@ async def _release_everything(session: AsyncSession, order: Order, action: str) 
         await _set(session, order, refunded_amount=order.posted_amount)
     await inventory.release_many(session, None, stock_reference(order.id))
     await _coupons(session, order, "issued")
+    # Promotions last, as submit takes them last: one lock order, so a cancel and a submit that
+    # share a promotion and an account never wait on each other crosswise.
+    await promos.release(session, order_id=order.id)
     return moved
 
 
