@@ -1301,10 +1301,14 @@ async def consume_many(
 
 
 async def release_many(
-    session: AsyncSession, actor: Principal | None, reference: str
+    session: AsyncSession,
+    actor: Principal | None,
+    reference: str,
+    quantities: Mapping[UUID, Decimal] | None = None,
 ) -> list[ReservationOut]:
-    """Cancel: void every placed hold of the reference, each exactly once (see the module docstring)."""
-    return await _close_many(session, actor, reference, "released")
+    """Cancel: void the reference's placed holds, all (each exactly once) or, with ``quantities``
+    (hold id → quantity), part of them (see the module docstring)."""
+    return await _close_many(session, actor, reference, "released", quantities)
 
 
 # --- reading stock --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,6 +105,8 @@ async def credit_standing(
     else:
         inputs = await orders.seller_exposure(session, customer_id, seller_id=owner)
     exposure = credit.exposure(inputs)
+    # Read once; each profile's grace days are applied below (the rows do not depend on them).
+    unpaid = await terms.open_receivables(session, customer_id, 0) if owner is None else ()
     profiles: dict[UUID, tuple[CreditProfile, list[TemporaryLineView]]] = {}
     for profile, amount, expires_on in rows:
         lines = profiles.setdefault(profile.id, (profile, []))[1]
@@ -112,9 +115,7 @@ async def credit_standing(
     out = []
     for profile, lines in profiles.values():
         line = profile.credit_limit + sum((t.amount for t in lines), ZERO)
-        receivables = (
-            await terms.open_receivables(session, customer_id, profile.grace_days) if owner is None else ()
-        )
+        receivables = [msgspec.structs.replace(r, grace_days=profile.grace_days) for r in unpaid]
         out.append(
             CreditStanding(
                 sales_org_id=profile.sales_org_id,

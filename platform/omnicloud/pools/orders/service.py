@@ -1667,7 +1667,6 @@ class _StockPlan:
     ``record``: per line id, the warehouse and the lots (lot number → base quantity) it leaves
     from, as the shipment's history keeps it."""
 
-    holds: list[Any]
     consume: dict[UUID, Decimal]
     release: dict[UUID, Decimal]
     moved: list[tuple[OrderLine, Decimal, _Source]]
@@ -1692,7 +1691,7 @@ async def _stock_plan(
     for hold in holds:
         by_sku[hold.sku_id].append(hold)
     left = {hold.id: hold.quantity for hold in holds}
-    plan = _StockPlan(list(holds), {}, {}, [], {})
+    plan = _StockPlan({}, {}, [], {})
 
     def take(line: OrderLine, quantity: Decimal, into: dict[UUID, Decimal]) -> dict[str, str]:
         lots: dict[str, Decimal] = defaultdict(Decimal)
@@ -1752,31 +1751,12 @@ async def _take_stock(session: AsyncSession, order: Order, plan: _StockPlan, shi
 
 
 async def _from_holds(session: AsyncSession, reference: str, plan: _StockPlan) -> None:
-    """Consume what ships from the order's holds, then release what leaves from elsewhere. The
-    batch release voids every placed hold of the order, so the holds' rest is placed again at
-    once, in the same lots and in the same order (the levels stay locked in between: nobody can
-    take it meanwhile)."""
+    """Consume what ships from the order's holds, then release the part of them whose goods
+    leave from elsewhere; the rest of each hold stays placed, in its lot."""
     if plan.consume:
         await inventory.consume_many(session, None, reference, quantities=plan.consume)
-    if not plan.release:
-        return
-    await inventory.release_many(session, None, reference)
-    rest: dict[tuple[UUID, UUID, str], Decimal] = {}
-    for hold in plan.holds:
-        keep = hold.quantity - plan.consume.get(hold.id, Decimal(0)) - plan.release.get(hold.id, Decimal(0))
-        if keep > 0:
-            at = (hold.warehouse_id, hold.sku_id, hold.lot_no)
-            rest[at] = rest.get(at, Decimal(0)) + keep
-    if rest:
-        await inventory.reserve_many(
-            session,
-            None,
-            [
-                StockRequest(warehouse_id=w, sku_id=sku, lot_no=lot, quantity=q)
-                for (w, sku, lot), q in rest.items()
-            ],
-            reference=reference,
-        )
+    if plan.release:
+        await inventory.release_many(session, None, reference, quantities=plan.release)
 
 
 async def _from_warehouse(
